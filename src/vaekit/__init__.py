@@ -1,0 +1,77 @@
+"""vaekit: composable variational autoencoders in JAX.
+
+A VAE is a prior p(z), an encoder q(z|x) and a decoder p(x|z); each part is an
+equinox module that holds its parameters::
+
+    model = vk.VAE(
+        prior=vk.StandardNormal(2),
+        encoder=vk.Gaussian(vk.MLP(784, 4, hidden=(500,), key=k1), variance="diag"),
+        decoder=vk.Bernoulli(vk.MLP(2, 784, hidden=(500,), key=k2)),
+    )
+    model, history = vk.fit(model, x_train, key=key, epochs=10, batch_size=200)
+"""
+
+from ._fixed import Fixed as Fixed, fixed as fixed, resolve as resolve, trainable as trainable
+from ._onehot import OneHotCategoricalLogits as OneHotCategoricalLogits
+from .distributions import (
+    Bernoulli as Bernoulli,
+    Beta as Beta,
+    Categorical as Categorical,
+    Conditional as Conditional,
+    Dirichlet as Dirichlet,
+    Gaussian as Gaussian,
+    Laplace as Laplace,
+    StudentT as StudentT,
+)
+from .kl import kl_divergence as kl_divergence
+from .model import VAE as VAE, Samples as Samples, encode as encode, reconstruct as reconstruct, sample as sample
+from . import presets as presets
+from .nets import MLP as MLP
+from .objectives import elbo as elbo, iwae_bound as iwae_bound, log_likelihood as log_likelihood
+from .priors import (
+    BernoulliPrior as BernoulliPrior,
+    CategoricalPrior as CategoricalPrior,
+    MixtureOfGaussians as MixtureOfGaussians,
+    Normal as Normal,
+    Prior as Prior,
+    StandardNormal as StandardNormal,
+)
+from .training import Trainer as Trainer, default_optimizer as default_optimizer, fit as fit, make_loss as make_loss
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "VAE",
+    "Bernoulli",
+    "BernoulliPrior",
+    "Beta",
+    "Categorical",
+    "CategoricalPrior",
+    "Conditional",
+    "Dirichlet",
+    "Fixed",
+    "Gaussian",
+    "Laplace",
+    "MLP",
+    "MixtureOfGaussians",
+    "Normal",
+    "OneHotCategoricalLogits",
+    "Prior",
+    "Samples",
+    "StandardNormal",
+    "StudentT",
+    "Trainer",
+    "default_optimizer",
+    "elbo",
+    "encode",
+    "fit",
+    "fixed",
+    "iwae_bound",
+    "kl_divergence",
+    "log_likelihood",
+    "make_loss",
+    "reconstruct",
+    "resolve",
+    "sample",
+    "trainable",
+]

@@ -1,0 +1,378 @@
+"""Conditional distributions p(y | x): a network plus a parametric family.
+
+Each class wraps a callable network ``net(x) -> array`` that maps *one* example to the
+unconstrained parameters of a family, and turns its output into a numpyro
+``Distribution`` whose event shape is the data shape. Batches go through ``jax.vmap``.
+
+Output layout of the network (``d`` = number of data dimensions):
+
+============================  ===========================================  ==========
+class                          network output (last axis)                  parameters
+============================  ===========================================  ==========
+``Gaussian(variance="diag")``  ``2d``: mean, unconstrained scale          loc, scale
+``Gaussian("scalar")``         ``d + 1``: mean, one unconstrained scale   loc, scale
+``Gaussian("shared")``         ``d``: mean; scale is a learned ``[d]``    loc, scale
+``Gaussian("fixed")``          ``d``: mean; ``scale=`` given, not trained loc, scale
+``Laplace``, ``StudentT``      as ``Gaussian``                            loc, scale
+``Bernoulli``                  ``d`` logits                               logits
+``Beta``                       ``2d``: two unconstrained concentrations   c1, c0
+``Dirichlet``                  ``d`` unconstrained concentrations         alpha
+``Categorical``                ``d * num_classes`` logits                 logits
+============================  ===========================================  ==========
+
+Positive parameters are ``softplus(raw) + min_scale`` (or ``exp(raw) + min_scale``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpyro.distributions as nd
+from jax.typing import ArrayLike
+from jaxtyping import Array, PRNGKeyArray
+from numpyro.distributions import constraints
+
+from ._fixed import Fixed, fixed, resolve, value
+from ._onehot import OneHotCategoricalLogits
+
+VARIANCES = ("diag", "scalar", "shared", "fixed")
+SCALE_FNS = ("softplus", "exp")
+
+
+def _check_choice(name: str, got: Any, valid: tuple[str, ...]) -> None:
+    if got not in valid:
+        raise ValueError(
+            f"Unknown {name}={got!r}. Valid values: {', '.join(repr(v) for v in valid)}."
+        )
+
+
+def _positive(raw: Array, fn: str, floor: float) -> Array:
+    return (jax.nn.softplus(raw) if fn == "softplus" else jnp.exp(raw)) + floor
+
+
+def _inverse_positive(y: float, fn: str, floor: float) -> float:
+    y = max(float(y) - floor, 1e-12)
+    if fn == "exp":
+        return math.log(y)
+    return y + math.log(-math.expm1(-y))  # inverse softplus
+
+
+def _split(out: Array, n: int, name: str, what: str) -> list[Array]:
+    size = out.shape[-1]
+    if size % n:
+        raise ValueError(
+            f"{name} expects the network's last output axis to hold {what}, so its size "
+            f"must be a multiple of {n}; got {size}."
+        )
+    return jnp.split(out, n, axis=-1)
+
+
+def _out_size(net: Any, size: int | None, name: str) -> int:
+    if size is not None:
+        return int(size)
+    s = getattr(net, "out_size", None)
+    if isinstance(s, int):
+        return s
+    raise ValueError(
+        f"{name} cannot tell the data size from this network; pass size=<number of "
+        "data dimensions>."
+    )
+
+
+class Conditional(eqx.Module):
+    """Base class: ``net(x) -> raw parameters -> numpyro distribution``.
+
+    Subclasses implement ``_params`` (one example -> tuple of arrays) and
+    ``_build`` (parameters with ``batch_ndim`` leading batch axes -> distribution).
+    """
+
+    net: Callable[[Array], Array]
+    #: numpyro families whose samples can be differentiated (reparameterization).
+    support: ClassVar[Any] = constraints.real
+
+    def _params(self, x: Array) -> tuple[Array, ...]:
+        raise NotImplementedError
+
+    def _build(self, params: tuple[Array, ...], batch_ndim: int) -> nd.Distribution:
+        raise NotImplementedError
+
+    def dist(self, x: ArrayLike, batch_ndim: int = 1) -> nd.Distribution:
+        """The distribution for inputs ``x`` with ``batch_ndim`` leading batch axes.
+
+        :param x: ``[*batch, *input_shape]``.
+        :returns: distribution with batch shape ``batch`` and the data's event shape.
+        """
+        self_ = resolve(self)
+        x = jnp.asarray(x)
+        if batch_ndim == 0:
+            params = self_._params(x)
+        else:
+            lead = x.shape[:batch_ndim]
+            flat = jnp.reshape(x, (-1, *x.shape[batch_ndim:]))
+            params = jax.vmap(self_._params)(flat)
+            params = tuple(jnp.reshape(p, (*lead, *p.shape[1:])) for p in params)
+        return self_._build(params, batch_ndim)
+
+    def mean(self, x: ArrayLike, batch_ndim: int = 1) -> Array:
+        """Mean of ``p(. | x)``: ``[*batch, *event]``."""
+        return self.dist(x, batch_ndim).mean
+
+    def sample(self, key: PRNGKeyArray, x: ArrayLike, batch_ndim: int = 1) -> Array:
+        """One draw from ``p(. | x)``: ``[*batch, *event]``."""
+        return self.dist(x, batch_ndim).sample(key)
+
+    def log_prob(self, y: ArrayLike, x: ArrayLike, batch_ndim: int = 1) -> Array:
+        """``log p(y | x)`` summed over the event: ``[*batch]``."""
+        return self.dist(x, batch_ndim).log_prob(jnp.asarray(y))
+
+    def parameters(self, x: ArrayLike, batch_ndim: int = 1) -> dict[str, Array]:
+        """The family's parameters for inputs ``x``, by name."""
+        d = self.dist(x, batch_ndim)
+        base = d.base_dist if isinstance(d, nd.Independent) else d
+        return {k: getattr(base, k) for k in type(base).arg_constraints}
+
+    def support_check(self, y: Any) -> Any:
+        """Elementwise bool: is each value of ``y`` inside the family's support."""
+        return self.support(y)
+
+
+def _event_dims(p: Array, batch_ndim: int, base_event: int = 0) -> int:
+    return p.ndim - batch_ndim - base_event
+
+
+class _LocScale(Conditional):
+    """Location-scale families with the four variance options of ``Gaussian``."""
+
+    variance: str = eqx.field(static=True)
+    raw_scale: Array | Fixed | None
+    min_scale: float = eqx.field(static=True)
+    scale_fn: str = eqx.field(static=True)
+    family: ClassVar[type[nd.Distribution]] = nd.Normal
+
+    def __init__(
+        self,
+        net: Callable[[Array], Array],
+        variance: Literal["diag", "scalar", "shared", "fixed"] = "diag",
+        *,
+        scale: ArrayLike | None = None,
+        size: int | None = None,
+        min_scale: float = 1e-4,
+        scale_fn: Literal["softplus", "exp"] = "softplus",
+        init_scale: float = 1.0,
+    ):
+        name = type(self).__name__
+        _check_choice("variance", variance, VARIANCES)
+        _check_choice("scale_fn", scale_fn, SCALE_FNS)
+        self.net = net
+        self.variance = variance
+        self.min_scale = float(min_scale)
+        self.scale_fn = scale_fn
+        if variance == "fixed":
+            if scale is None:
+                raise ValueError(f'{name}(variance="fixed") needs scale=<positive value>.')
+            s = jnp.asarray(scale, dtype=jnp.float32)
+            if not bool(jnp.all(s > 0)):
+                raise ValueError(f"{name} scale must be positive, got {scale!r}.")
+            self.raw_scale = fixed(s)
+        elif variance == "shared":
+            d = _out_size(net, size, name)
+            r = _inverse_positive(init_scale, scale_fn, self.min_scale)
+            self.raw_scale = jnp.full((d,), r, dtype=jnp.float32)
+        else:
+            if scale is not None:
+                raise ValueError(
+                    f'{name}: scale= is only used with variance="fixed"; got '
+                    f"variance={variance!r}."
+                )
+            self.raw_scale = None
+
+    def _params(self, x: Array) -> tuple[Array, ...]:
+        out = self.net(x)
+        name = type(self).__name__
+        if self.variance == "diag":
+            loc, raw = _split(out, 2, name, "a mean and a scale per dimension (2*d)")
+            scale = _positive(raw, self.scale_fn, self.min_scale)
+        elif self.variance == "scalar":
+            loc, raw = out[..., :-1], out[..., -1:]
+            scale = jnp.broadcast_to(_positive(raw, self.scale_fn, self.min_scale), loc.shape)
+        elif self.variance == "shared":
+            loc = out
+            scale = jnp.broadcast_to(
+                _positive(value(self.raw_scale), self.scale_fn, self.min_scale), loc.shape
+            )
+        else:  # fixed
+            loc = out
+            scale = jnp.broadcast_to(value(self.raw_scale), loc.shape)
+        return loc, scale
+
+    def _base(self, loc: Array, scale: Array) -> nd.Distribution:
+        return self.family(loc, scale)
+
+    def _build(self, params, batch_ndim):
+        loc, scale = params
+        return self._base(loc, scale).to_event(_event_dims(loc, batch_ndim))
+
+    def mean(self, x: ArrayLike, batch_ndim: int = 1) -> Array:
+        return self.dist(x, batch_ndim).base_dist.loc
+
+
+class Gaussian(_LocScale):
+    """Gaussian ``N(loc, scale^2)`` per dimension.
+
+    :param net: network for one example.
+    :param variance: ``"diag"`` (net outputs ``2d``), ``"scalar"`` (``d + 1``),
+        ``"shared"`` (``d``; learned per-dimension scale, needs ``size=`` unless the
+        network has ``out_size``), ``"fixed"`` (``d``; ``scale=`` given, not trained).
+    :param min_scale: floor added to every scale.
+    :param scale_fn: ``"softplus"`` or ``"exp"`` for the unconstrained scale.
+    """
+
+    family: ClassVar[type[nd.Distribution]] = nd.Normal
+
+
+class Laplace(_LocScale):
+    """Laplace ``(loc, scale)`` per dimension; same options as :class:`Gaussian`."""
+
+    family: ClassVar[type[nd.Distribution]] = nd.Laplace
+
+
+class StudentT(_LocScale):
+    """Student-t ``(df, loc, scale)`` per dimension; options as :class:`Gaussian`.
+
+    :param df: degrees of freedom (initial value when ``learn_df=True``).
+    :param learn_df: train one shared ``df`` (kept above 1e-3).
+    """
+
+    log_df: Array | Fixed
+
+    def __init__(self, net, variance="diag", *, df: float = 3.0, learn_df: bool = False, **kw):
+        super().__init__(net, variance, **kw)
+        if not df > 0:
+            raise ValueError(f"StudentT df must be positive, got {df!r}.")
+        ldf = jnp.asarray(math.log(df), dtype=jnp.float32)
+        self.log_df = ldf if learn_df else fixed(ldf)
+
+    def _base(self, loc, scale):
+        return nd.StudentT(jnp.exp(value(self.log_df)), loc, scale)
+
+
+class Bernoulli(Conditional):
+    """Bernoulli with logits ``net(x)``; data in {0, 1}.
+
+    ``log_prob`` uses ``max(l, 0) - l*y + log1p(exp(-|l|))``: exact and finite for
+    ``|logits|`` up to 1e4 and beyond.
+    """
+
+    support: ClassVar[Any] = constraints.boolean
+
+    def __init__(self, net: Callable[[Array], Array]):
+        self.net = net
+
+    def _params(self, x):
+        return (self.net(x),)
+
+    def _build(self, params, batch_ndim):
+        (logits,) = params
+        return nd.BernoulliLogits(logits).to_event(_event_dims(logits, batch_ndim))
+
+
+class Beta(Conditional):
+    """Beta with concentrations from ``2d`` outputs; data strictly inside (0, 1)."""
+
+    support: ClassVar[Any] = constraints.open_interval(0.0, 1.0)
+    min_concentration: float = eqx.field(static=True)
+
+    def __init__(self, net, *, min_concentration: float = 1e-3):
+        self.net = net
+        self.min_concentration = float(min_concentration)
+
+    def _params(self, x):
+        a, b = _split(self.net(x), 2, "Beta", "two concentrations per dimension (2*d)")
+        f = lambda r: _positive(r, "softplus", self.min_concentration)  # noqa: E731
+        return f(a), f(b)
+
+    def _build(self, params, batch_ndim):
+        c1, c0 = params
+        return nd.Beta(c1, c0).to_event(_event_dims(c1, batch_ndim))
+
+
+class Dirichlet(Conditional):
+    """Dirichlet over the last axis with concentration ``softplus(net(x)) + floor``.
+
+    Samples are reparameterized by implicit gradients of the Gamma sampler.
+    """
+
+    support: ClassVar[Any] = constraints.simplex
+    min_concentration: float = eqx.field(static=True)
+
+    def __init__(self, net, *, min_concentration: float = 1e-3):
+        self.net = net
+        self.min_concentration = float(min_concentration)
+
+    def _params(self, x):
+        return (_positive(self.net(x), "softplus", self.min_concentration),)
+
+    def _build(self, params, batch_ndim):
+        (alpha,) = params
+        return nd.Dirichlet(alpha).to_event(_event_dims(alpha, batch_ndim, 1))
+
+    def support_check(self, y):
+        y = jnp.asarray(y)
+        return jnp.all(y >= 0, -1) & (jnp.abs(jnp.sum(y, -1) - 1.0) < 1e-4)
+
+
+class Categorical(Conditional):
+    """``d`` categorical variables with ``num_classes`` each; net outputs ``d * k`` logits.
+
+    With ``one_hot=False`` values are class indices ``[d]``; with ``one_hot=True``
+    values are one-hot ``[d, k]`` (use this form for categorical latents).
+    """
+
+    num_classes: int = eqx.field(static=True)
+    one_hot: bool = eqx.field(static=True)
+
+    def __init__(self, net, num_classes: int, *, one_hot: bool = False):
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"Categorical num_classes must be an int >= 2, got {num_classes!r}.")
+        self.net = net
+        self.num_classes = num_classes
+        self.one_hot = one_hot
+
+    def _params(self, x):
+        out = self.net(x)
+        k = self.num_classes
+        if out.shape[-1] % k:
+            raise ValueError(
+                f"Categorical with num_classes={k} needs a network output size that is a "
+                f"multiple of {k}; got {out.shape[-1]}."
+            )
+        return (jnp.reshape(out, (*out.shape[:-1], -1, k)),)
+
+    def _build(self, params, batch_ndim):
+        (logits,) = params
+        if self.one_hot:
+            return OneHotCategoricalLogits(logits).to_event(_event_dims(logits, batch_ndim, 1))
+        return _IntCategorical(logits).to_event(_event_dims(logits, batch_ndim, 1))
+
+    def mean(self, x, batch_ndim=1):
+        """Class probabilities ``[*batch, d, k]`` (the mean of the one-hot form)."""
+        d = self.dist(x, batch_ndim)
+        return jax.nn.softmax(d.base_dist.logits, -1)
+
+    def support_check(self, y):
+        y = jnp.asarray(y)
+        if self.one_hot:
+            return jnp.all((y == 0) | (y == 1), -1) & (jnp.sum(y, -1) == 1)
+        return (y >= 0) & (y < self.num_classes) & (y == jnp.round(y))
+
+
+class _IntCategorical(nd.CategoricalLogits):
+    """numpyro's CategoricalLogits that accepts float-typed class indices."""
+
+    def log_prob(self, value):
+        return super().log_prob(jnp.asarray(value).astype(jnp.int32))

@@ -1,0 +1,71 @@
+"""Multi-layer perceptron for single examples (batch with ``jax.vmap``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, PRNGKeyArray
+
+from .._fixed import resolve
+
+
+class MLP(eqx.Module):
+    """``in_size -> hidden... -> out_size`` with ``activation`` between layers.
+
+    The input of one example may have any shape with ``in_size`` elements; it is
+    flattened first. ``hidden=()`` gives a single linear (affine) map.
+
+    :param in_size: number of input features.
+    :param out_size: number of outputs.
+    :param hidden: widths of the hidden layers.
+    :param activation: elementwise non-linearity after each hidden layer.
+    :param final_activation: applied to the output (identity by default).
+    """
+
+    layers: tuple[eqx.nn.Linear, ...]
+    activation: Callable[[Array], Array] = eqx.field(static=True)
+    final_activation: Callable[[Array], Array] = eqx.field(static=True)
+    in_size: int = eqx.field(static=True)
+    out_size: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        in_size: int,
+        out_size: int,
+        hidden: Sequence[int] = (500,),
+        activation: Callable[[Array], Array] = jax.nn.tanh,
+        final_activation: Callable[[Array], Array] = lambda x: x,
+        *,
+        key: PRNGKeyArray,
+    ):
+        for name, v in (("in_size", in_size), ("out_size", out_size)):
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"MLP {name} must be a positive int, got {v!r}.")
+        hidden = tuple(int(h) for h in hidden)
+        if any(h <= 0 for h in hidden):
+            raise ValueError(f"MLP hidden widths must be positive, got {hidden}.")
+        sizes = (in_size, *hidden, out_size)
+        keys = jax.random.split(key, len(sizes) - 1)
+        self.layers = tuple(
+            eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys)
+        )
+        self.activation = activation
+        self.final_activation = final_activation
+        self.in_size = in_size
+        self.out_size = out_size
+
+    def __call__(self, x: Array) -> Array:
+        """``x``: one example, ``in_size`` elements in any shape -> ``[out_size]``."""
+        net = resolve(self)
+        h = jnp.reshape(x, (-1,))
+        if h.shape[0] != self.in_size:
+            raise ValueError(
+                f"MLP expects inputs with {self.in_size} features per example, got "
+                f"shape {tuple(x.shape)} ({h.shape[0]} features)."
+            )
+        for layer in net.layers[:-1]:
+            h = net.activation(layer(h))
+        return net.final_activation(net.layers[-1](h))
