@@ -36,7 +36,7 @@ from .priors import (
     Prior as Prior,
     StandardNormal as StandardNormal,
 )
-from .training import Trainer as Trainer, default_optimizer as default_optimizer, fit as fit, make_loss as make_loss
+from .training import TrainState as TrainState, Trainer as Trainer, default_optimizer as default_optimizer, fit as fit, make_loss as make_loss
 
 __version__ = "0.1.0"
 
@@ -60,6 +60,7 @@ __all__ = [
     "Samples",
     "StandardNormal",
     "StudentT",
+    "TrainState",
     "Trainer",
     "default_optimizer",
     "elbo",

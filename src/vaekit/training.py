@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -67,6 +67,24 @@ def make_loss(
     return loss
 
 
+#: ``transform(key, xb) -> xb`` applied to each batch inside the compiled step
+#: (e.g. dynamic binarization: ``lambda k, x: jax.random.bernoulli(k, x).astype(x.dtype)``).
+BatchTransform = Callable[[PRNGKeyArray, Array], Array]
+
+
+class TrainState(NamedTuple):
+    """Everything needed to continue training exactly where it stopped.
+
+    ``epoch`` counts completed epochs; ``step`` completed optimizer steps.
+    """
+
+    model: VAE
+    opt_state: Any
+    step: Array
+    epoch: int
+    history: dict[str, list[float]]
+
+
 class Trainer(eqx.Module):
     """Compiled epoch and evaluation functions for one model structure and loss.
 
@@ -79,6 +97,7 @@ class Trainer(eqx.Module):
     optimizer: optax.GradientTransformation = eqx.field(static=True)
     loss_fn: LossFn = eqx.field(static=True)
     batch_size: int = eqx.field(static=True)
+    batch_transform: BatchTransform | None = eqx.field(static=True, default=None)
 
     def init(self, model: VAE) -> optax.OptState:
         return self.optimizer.init(eqx.filter(model, trainable(model)))
@@ -99,7 +118,11 @@ class Trainer(eqx.Module):
             d, o, s = carry
             idx = jax.lax.dynamic_slice_in_dim(perm, i * self.batch_size, self.batch_size)
             xb = jnp.take(x, idx, axis=0)
-            value, grads = jax.value_and_grad(loss)(d, xb, jax.random.fold_in(step_key, i), s)
+            k = jax.random.fold_in(step_key, i)
+            if self.batch_transform is not None:
+                k, kt = jax.random.split(k)
+                xb = self.batch_transform(kt, xb)
+            value, grads = jax.value_and_grad(loss)(d, xb, k, s)
             updates, o = self.optimizer.update(grads, o, d)
             d = optax.apply_updates(d, updates)
             return (d, o, s + 1), value
@@ -143,7 +166,9 @@ def fit(
     estimator: str = "auto",
     objective: str | LossFn = "elbo",
     verbose: bool = False,
-    callback: Callable[[int, VAE, dict[str, list[float]]], Any] | None = None,
+    callback: Callable[[TrainState], Any] | None = None,
+    batch_transform: BatchTransform | None = None,
+    resume: TrainState | None = None,
 ) -> tuple[VAE, dict[str, list[float]]]:
     """Train ``model`` on in-memory data; return ``(model, history)``.
 
@@ -157,8 +182,13 @@ def fit(
     :param optimizer: optax transformation; default :func:`default_optimizer`.
     :param x_val: optional validation data, evaluated after every epoch.
     :param beta: KL weight or schedule ``beta(step)``; see :func:`make_loss`.
-    :param callback: ``callback(epoch, model, history)`` after each epoch; return
-        ``True`` to stop early.
+    :param callback: ``callback(state)`` with a :class:`TrainState` after each epoch
+        (checkpointing, early stopping, progress bars); return ``True`` to stop.
+    :param batch_transform: ``transform(key, xb) -> xb`` applied to every training
+        batch inside the compiled step (e.g. dynamic binarization).
+    :param resume: a :class:`TrainState` from a callback; training continues from its
+        epoch with its optimizer state, and ends bit-identical to an uninterrupted run
+        with the same ``key`` (epoch ``e`` always uses ``fold_in(key, e)``).
     :returns: the trained model and ``history`` with ``"train_loss"`` (mean over the
         epoch's batches), ``"val_loss"`` (when ``x_val`` is given; negative ELBO on all
         of ``x_val``) and ``"time"`` (seconds per epoch), nats per example.
@@ -169,14 +199,17 @@ def fit(
     x = check_data(model, x_train, "x_train")
     bs = check_batch_size(batch_size, x.shape[0])
     xv = check_data(model, x_val, "x_val") if x_val is not None else None
-    trainer = Trainer(optimizer or default_optimizer(), loss_fn, bs)
-    opt_state = trainer.init(model)
-    history: dict[str, list[float]] = {"train_loss": [], "time": []}
-    if xv is not None:
-        history["val_loss"] = []
+    trainer = Trainer(optimizer or default_optimizer(), loss_fn, bs, batch_transform)
+    if resume is not None:
+        model, opt_state, step, start = resume.model, resume.opt_state, resume.step, resume.epoch
+        history = {k: list(v) for k, v in resume.history.items()}
+    else:
+        opt_state, step, start = trainer.init(model), jnp.zeros((), jnp.int32), 0
+        history = {"train_loss": [], "time": []}
+        if xv is not None:
+            history["val_loss"] = []
     train_key, val_key = jax.random.split(key)
-    step = jnp.zeros((), jnp.int32)
-    for epoch in range(epochs):
+    for epoch in range(start, epochs):
         t0 = time.perf_counter()
         model, opt_state, step, losses = trainer.train_epoch(
             model, opt_state, x, jax.random.fold_in(train_key, epoch), step
@@ -192,9 +225,10 @@ def fit(
                 f"  ({history['time'][-1]:.2f} s)",
                 flush=True,
             )
-        if callback is not None and callback(epoch, model, history) is True:
+        state = TrainState(model, opt_state, step, epoch + 1, history)
+        if callback is not None and callback(state) is True:
             break
-    if not np.isfinite(history["train_loss"]).all():
+    if history["train_loss"] and not np.isfinite(history["train_loss"]).all():
         import warnings
 
         warnings.warn(
