@@ -183,7 +183,8 @@ def fit(
     :param x_val: optional validation data, evaluated after every epoch.
     :param beta: KL weight or schedule ``beta(step)``; see :func:`make_loss`.
     :param callback: ``callback(state)`` with a :class:`TrainState` after each epoch
-        (checkpointing, early stopping, progress bars); return ``True`` to stop.
+        (checkpointing, early stopping, progress bars); return ``True`` to stop, or a
+        modified :class:`TrainState` to continue from it (e.g. updated prior parameters).
     :param batch_transform: ``transform(key, xb) -> xb`` applied to every training
         batch inside the compiled step (e.g. dynamic binarization).
     :param resume: a :class:`TrainState` from a callback; training continues from its
@@ -226,8 +227,12 @@ def fit(
                 flush=True,
             )
         state = TrainState(model, opt_state, step, epoch + 1, history)
-        if callback is not None and callback(state) is True:
-            break
+        if callback is not None:
+            out = callback(state)
+            if out is True:
+                break
+            if isinstance(out, TrainState):  # e.g. a method-of-moments prior update
+                model, opt_state, step = out.model, out.opt_state, out.step
     if history["train_loss"] and not np.isfinite(history["train_loss"]).all():
         import warnings
 
