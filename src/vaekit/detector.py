@@ -1,0 +1,382 @@
+"""``VAEDetector``: a scikit-learn outlier detector built on a VAE.
+
+Train on normal data (``fit``), then score new rows: ``score_samples`` (higher = more
+normal, scikit-learn's convention), ``anomaly_score`` (higher = more anomalous, PyOD's
+convention), ``decision_function`` (negative = outlier) and ``predict`` (-1 / +1).
+scikit-learn is needed (``pip install vaekit[anomaly]``); it is imported when this
+module is.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+try:
+    from sklearn.base import BaseEstimator, OutlierMixin
+    from sklearn.utils.validation import check_is_fitted, validate_data
+except ImportError as e:  # pragma: no cover - exercised only without scikit-learn
+    raise ImportError(
+        "vaekit.VAEDetector needs scikit-learn: pip install 'vaekit[anomaly]'."
+    ) from e
+
+from . import anomaly
+from .distributions import Gaussian
+from .model import VAE
+from .nets import MLP
+from .objectives import elbo
+from .priors import StandardNormal
+from .training import TrainState, default_optimizer, fit as vk_fit
+
+FORMAT_VERSION = 1
+SCALERS = ("robust", "standard")
+_MIN_ROWS = 10
+_CLIP = 1e4  # scaled features are clipped to +-_CLIP so scores stay finite
+
+
+def _tanh(x):
+    return jnp.tanh(x)
+
+
+def _identity(x):
+    return x
+
+
+def _neg_elbo(model, x, key, step):
+    """Training loss (module level, so compiled epochs are reused between fits)."""
+    return -elbo(model, x, key)
+
+
+@functools.lru_cache(maxsize=8)
+def _optimizer(learning_rate: float):
+    return default_optimizer(learning_rate)
+
+
+def _auto_sizes(n_features: int, latent_dim: int | None, hidden: Any) -> tuple[int, tuple[int, ...]]:
+    lat = int(latent_dim) if latent_dim is not None else int(np.clip(n_features // 2, 2, 16))
+    if hidden is None:
+        w = int(np.clip(4 * n_features, 32, 256))
+        hid: tuple[int, ...] = (w, w)
+    elif isinstance(hidden, int | np.integer):
+        hid = (int(hidden),)
+    else:
+        hid = tuple(int(h) for h in hidden)
+    return lat, hid
+
+
+def build_model(n_features: int, latent_dim: int, hidden: tuple[int, ...], key, variance: str = "shared") -> VAE:
+    """The detector's VAE: MLP encoder (diagonal Gaussian q), ``N(0, I)`` prior, MLP
+    decoder with a Gaussian likelihood whose per-feature scale is learned and shared
+    by all rows (``variance="shared"``)."""
+    k1, k2 = jax.random.split(key)
+    enc = MLP(n_features, 2 * latent_dim, hidden, _tanh, _identity, key=k1)
+    out = {"diag": 2 * n_features, "scalar": n_features + 1}.get(variance, n_features)
+    dec = MLP(latent_dim, out, hidden[::-1], _tanh, _identity, key=k2)
+    return VAE(StandardNormal(latent_dim), Gaussian(enc, "diag"), Gaussian(dec, variance, size=n_features) if variance == "shared" else Gaussian(dec, variance))
+
+
+def _fit_scaler(x: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "robust":
+        center = np.median(x, 0)
+        q75, q25 = np.percentile(x, [75, 25], axis=0)
+        scale = (q75 - q25) / 1.349  # IQR of N(0, 1)
+        std = x.std(0)
+        scale = np.where(scale > 1e-12 * (1 + np.abs(center)), scale, std)
+    else:
+        center = x.mean(0)
+        scale = x.std(0)
+    scale = np.where(scale > 1e-12 * (1 + np.abs(center)), scale, 1.0)
+    return center.astype(np.float64), scale.astype(np.float64)
+
+
+class VAEDetector(OutlierMixin, BaseEstimator):
+    """Outlier detector: an ensemble of VAEs trained on (mostly) normal rows.
+
+    ``fit(X)`` scales the features, trains ``n_models`` VAEs with early stopping on a
+    validation split, and sets ``offset_``. New rows are scored by the chosen
+    :mod:`vaekit.anomaly` ``method``, averaged over the ensemble.
+
+    Defaults (one configuration for all data, chosen by the mean ROC-AUC over the ODDS
+    benchmark of ``bench/anomaly.py``; see BENCHMARKS.md, "Anomaly detection"):
+
+    * robust scaling (median / IQR fitted on the training data), so a few extreme
+      training rows do not squash the other rows; scaled values are clipped at 1e4;
+    * an architecture scaled to the number of features ``d``: two hidden tanh layers
+      of width ``clip(4 d, 32, 256)``, ``clip(d // 2, 2, 16)`` latent dimensions;
+    * a Gaussian decoder with a learned per-feature variance (real-valued features of
+      very different noise levels get their own scale; the ``elbo`` score is then a
+      variance-weighted reconstruction error plus the KL term);
+    * Adam (lr 1e-3), batch 64, at most ``max_epochs`` epochs, early stopping on the
+      negative ELBO of a ``validation_fraction`` split, keeping the best model;
+    * an ensemble of ``n_models`` VAEs from different seeds (averaged scores).
+
+    :param method: score, one of :data:`vaekit.anomaly.METHODS`.
+    :param contamination: ``"auto"`` (1% of the training rows fall below ``offset_``)
+        or the expected fraction of outliers in ``(0, 0.5]``.
+    :param n_models: ensemble size.
+    :param latent_dim: latent dimensions (``None``: scaled to the features).
+    :param hidden: hidden widths, e.g. ``(64, 64)`` (``None``: scaled to the features).
+    :param scaler: ``"robust"`` or ``"standard"``.
+    :param max_epochs: upper bound on training epochs per model.
+    :param patience: epochs without validation improvement before stopping.
+    :param batch_size: training batch size (capped at the training-set size).
+    :param learning_rate: Adam step size.
+    :param validation_fraction: share of training rows held out for early stopping.
+    :param n_samples: latent samples per row for the stochastic scores.
+    :param random_state: int seed (same seed, same data: same scores) or ``None``.
+    """
+
+    def __init__(
+        self,
+        method: str = "elbo",
+        contamination: str | float = "auto",
+        *,
+        n_models: int = 5,
+        latent_dim: int | None = None,
+        hidden: Any = None,
+        scaler: str = "robust",
+        max_steps: int = 3000,
+        patience: int = 500,
+        variance: str = "shared",
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        validation_fraction: float = 0.2,
+        n_samples: int = 16,
+        random_state: int | None = None,
+    ):
+        self.method = method
+        self.contamination = contamination
+        self.n_models = n_models
+        self.latent_dim = latent_dim
+        self.hidden = hidden
+        self.scaler = scaler
+        self.max_steps = max_steps
+        self.patience = patience
+        self.variance = variance
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.validation_fraction = validation_fraction
+        self.n_samples = n_samples
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self) -> None:
+        anomaly._check_method(self.method)
+        c = self.contamination
+        if not (isinstance(c, str) and c == "auto"):
+            if isinstance(c, str) or not (isinstance(c, int | float | np.number) and 0 < c <= 0.5):
+                raise ValueError(f"contamination must be in (0, 0.5] or 'auto', got {c!r}.")
+        if self.scaler not in SCALERS:
+            raise ValueError(f"Unknown scaler={self.scaler!r}. Valid values: 'robust', 'standard'.")
+        if self.variance not in ("shared", "diag", "scalar"):
+            raise ValueError(f"Unknown variance={self.variance!r}. Valid values: 'shared', 'diag', 'scalar'.")
+        for name in ("n_models", "max_steps", "patience", "batch_size", "n_samples"):
+            v = getattr(self, name)
+            if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}.")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}.")
+
+    def _validate(self, X: Any, reset: bool) -> np.ndarray:
+        try:
+            x = validate_data(
+                self, X, reset=reset, dtype=np.float64, ensure_min_samples=_MIN_ROWS if reset else 1
+            )
+        except ValueError as e:
+            msg = str(e)
+            if "could not convert" in msg or "convert string" in msg:
+                raise TypeError(
+                    f"VAEDetector needs numeric features: {msg}. Encode categorical columns "
+                    "(e.g. one-hot) or drop them first."
+                ) from None
+            if "NaN" in msg or "infinity" in msg:
+                raise ValueError(
+                    f"{msg.splitlines()[0]} VAEDetector does not impute: remove or impute the "
+                    "NaN/inf values first (e.g. sklearn.impute.SimpleImputer in a Pipeline)."
+                ) from None
+            if "minimum of" in msg and reset:
+                n = np.shape(X)[0] if hasattr(X, "shape") or isinstance(X, list) else "?"
+                raise ValueError(
+                    f"VAEDetector needs at least {_MIN_ROWS} training rows, got n_samples={n}. "
+                    f"({msg})"
+                ) from None
+            raise
+        return x
+
+    def _scale(self, x: np.ndarray) -> np.ndarray:
+        return np.clip((x - self.center_) / self.scale_, -_CLIP, _CLIP).astype(np.float32)
+
+    # --------------------------------------------------------------------- fit
+    def fit(self, X: Any, y: Any = None) -> VAEDetector:
+        """Train on ``X [n_rows, n_features]`` (normal data; ``y`` is ignored)."""
+        self._check_params()
+        x = self._validate(X, reset=True)
+        self.center_, self.scale_ = _fit_scaler(x, self.scaler)
+        xs = self._scale(x)
+        seed = (
+            int(np.random.randint(0, 2**31 - 1))
+            if self.random_state is None
+            else int(np.random.RandomState(self.random_state).randint(0, 2**31 - 1))
+        )
+        self.seed_ = seed
+        lat, hid = _auto_sizes(x.shape[1], self.latent_dim, self.hidden)
+        self.latent_dim_, self.hidden_ = lat, hid
+        key = jax.random.key(seed)
+        self.models_ = []
+        self.n_epochs_ = []
+        for m in range(int(self.n_models)):
+            km, ks, kf = jax.random.split(jax.random.fold_in(key, m), 3)
+            model, epochs = self._fit_one(xs, build_model(x.shape[1], lat, hid, km, self.variance), ks, kf)
+            self.models_.append(model)
+            self.n_epochs_.append(epochs)
+        self.offset_ = self._offset(self.score_samples(x))
+        return self
+
+    def _fit_one(self, xs: np.ndarray, model: VAE, split_key, fit_key) -> tuple[VAE, int]:
+        n = xs.shape[0]
+        n_val = max(1, int(round(self.validation_fraction * n)))
+        perm = np.asarray(jax.random.permutation(split_key, n))
+        xv, xt = xs[perm[:n_val]], xs[perm[n_val:]]
+        best = {"loss": np.inf, "model": model, "epoch": 0, "wait": 0}
+        bs = int(min(self.batch_size, xt.shape[0]))
+        spe = max(1, xt.shape[0] // bs)  # optimizer steps per epoch
+        max_epochs = max(1, -(-int(self.max_steps) // spe))
+        patience = max(1, -(-int(self.patience) // spe))
+
+        def callback(state: TrainState):
+            v = state.history["val_loss"][-1]
+            if v < best["loss"] - 1e-4 * abs(best["loss"]) or not np.isfinite(best["loss"]):
+                best.update(loss=v, model=state.model, epoch=state.epoch, wait=0)
+            else:
+                best["wait"] += 1
+            return best["wait"] >= patience
+
+        vk_fit(
+            model,
+            xt,
+            key=fit_key,
+            epochs=max_epochs,
+            batch_size=bs,
+            optimizer=_optimizer(float(self.learning_rate)),
+            x_val=xv,
+            objective=_neg_elbo,
+            callback=callback,
+        )
+        return best["model"], best["epoch"]
+
+    def _offset(self, train_scores: np.ndarray) -> float:
+        c = 0.01 if self.contamination == "auto" else float(self.contamination)
+        return float(np.percentile(train_scores, 100.0 * c))
+
+    # ----------------------------------------------------------------- scoring
+    def anomaly_score(self, X: Any) -> np.ndarray:
+        """Higher = more anomalous (PyOD's convention): ``[n_rows]`` float64."""
+        check_is_fitted(self, "models_")
+        xs = self._scale(self._validate(X, reset=False))
+        key = jax.random.key(self.seed_ ^ 0x5EED)
+        total = np.zeros(xs.shape[0])
+        for m in self.models_:
+            s = anomaly.score(m, xs, key, method=self.method, n_samples=int(self.n_samples), batch_size=256)
+            total += np.asarray(s, dtype=np.float64)
+        return total / len(self.models_)
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Higher = more normal (scikit-learn's convention): ``-anomaly_score(X)``."""
+        return -self.anomaly_score(X)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """``score_samples(X) - offset_``: negative for outliers."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X: Any) -> np.ndarray:
+        """``-1`` for outliers, ``+1`` for inliers."""
+        return np.where(self.decision_function(X) >= 0, 1, -1)
+
+    # ------------------------------------------------------------- save / load
+    def __vaekit_save__(self, path: str | os.PathLike) -> None:
+        """Write ``path/vaekit.json`` (parameters, scaler, offset) and
+        ``path/model_<i>.eqx`` (equinox leaves); no pickle. ``path`` must not exist or
+        be an empty folder."""
+        check_is_fitted(self, "models_")
+        path = os.fspath(path)
+        if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+            raise FileExistsError(f"{path} already exists and is not an empty folder; choose a new path.")
+        os.makedirs(path, exist_ok=True)
+        meta = {
+            "kind": "detector",
+            "format_version": FORMAT_VERSION,
+            "params": _jsonable(self.get_params()),
+            "n_features_in": int(self.n_features_in_),
+            "latent_dim": int(self.latent_dim_),
+            "hidden": list(self.hidden_),
+            "center": self.center_.tolist(),
+            "scale": self.scale_.tolist(),
+            "offset": float(self.offset_),
+            "seed": int(self.seed_),
+            "n_epochs": [int(e) for e in self.n_epochs_],
+            "models": [f"model_{i}.eqx" for i in range(len(self.models_))],
+        }
+        for name, m in zip(meta["models"], self.models_):
+            eqx.tree_serialise_leaves(os.path.join(path, name), m)
+        with open(os.path.join(path, "vaekit.json"), "w") as f:
+            json.dump(meta, f, indent=2)
+
+    @classmethod
+    def __vaekit_load__(cls, path: str | os.PathLike) -> VAEDetector:
+        path = os.fspath(path)
+        meta_path = os.path.join(path, "vaekit.json")
+        if not os.path.isfile(meta_path):
+            raise FileNotFoundError(f"{meta_path} not found: {path} is not a saved VAEDetector.")
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if meta.get("kind") != "detector":
+            raise ValueError(f"{path} holds a {meta.get('kind')!r}, not a detector.")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{path} has detector format_version {meta.get('format_version')!r}; this vaekit "
+                f"reads version {FORMAT_VERSION}."
+            )
+        params = meta["params"]
+        if isinstance(params.get("hidden"), list):
+            params["hidden"] = tuple(params["hidden"])
+        det = cls(**params)
+        d, lat, hid = meta["n_features_in"], meta["latent_dim"], tuple(meta["hidden"])
+        like = build_model(d, lat, hid, jax.random.key(0), det.variance)
+        det.models_ = [eqx.tree_deserialise_leaves(os.path.join(path, name), like) for name in meta["models"]]
+        det.n_features_in_ = d
+        det.latent_dim_, det.hidden_ = lat, hid
+        det.center_ = np.asarray(meta["center"], dtype=np.float64)
+        det.scale_ = np.asarray(meta["scale"], dtype=np.float64)
+        det.offset_ = float(meta["offset"])
+        det.seed_ = int(meta["seed"])
+        det.n_epochs_ = list(meta["n_epochs"])
+        return det
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Save to the folder ``path`` (see :meth:`__vaekit_save__`); ``vk.load`` reads it."""
+        self.__vaekit_save__(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> VAEDetector:
+        """Load a detector saved by :meth:`save`."""
+        return cls.__vaekit_load__(path)
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, np.integer):
+            v = int(v)
+        elif isinstance(v, np.floating):
+            v = float(v)
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[k] = v
+    return out
