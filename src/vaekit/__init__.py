@@ -37,11 +37,23 @@ from .priors import (
     StandardNormal as StandardNormal,
 )
 from .training import TrainState as TrainState, Trainer as Trainer, default_optimizer as default_optimizer, fit as fit, make_loss as make_loss
+from . import anomaly as anomaly
+
+
+def __getattr__(name: str):
+    # VAEDetector needs scikit-learn (pip install vaekit[anomaly]); import it on first use.
+    if name == "VAEDetector":
+        from .detector import VAEDetector
+
+        return VAEDetector
+    raise AttributeError(f"module 'vaekit' has no attribute {name!r}")
 
 __version__ = "0.1.0"
 
 __all__ = [
     "VAE",
+    "VAEDetector",
+    "anomaly",
     "Bernoulli",
     "BernoulliPrior",
     "Beta",
