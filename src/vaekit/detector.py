@@ -138,7 +138,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         method: str = "elbo",
         contamination: str | float = "auto",
         *,
-        n_models: int = 5,
+        n_models: int = 3,
         latent_dim: int | None = None,
         hidden: Any = None,
         scaler: str = "robust",
@@ -148,7 +148,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         batch_size: int = 64,
         learning_rate: float = 1e-3,
         validation_fraction: float = 0.2,
-        n_samples: int = 16,
+        n_samples: int = 64,
         random_state: int | None = None,
     ):
         self.method = method
