@@ -83,7 +83,8 @@ def _jacodeco_one(model: VAE, x: Array) -> Array:
 
     jac = jax.jacfwd(decoder_mean)(jnp.reshape(mu, (-1,)))  # [n_data, n_latent]
     s = jnp.linalg.svd(jac, compute_uv=False)
-    return -(logpx + logpz - jnp.sum(jnp.log(s)))
+    # A latent direction the decoder ignores exactly (s = 0) would give +inf; floor it.
+    return -(logpx + logpz - jnp.sum(jnp.log(jnp.maximum(s, 1e-30))))
 
 
 def _score_one(model: VAE, x: Array, key: PRNGKeyArray, method: str, n_samples: int) -> Array:
