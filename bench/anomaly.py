@@ -108,7 +108,10 @@ def main(argv=None) -> int:
     ap.add_argument("--vae-params", default="{}", help="JSON of VAEDetector parameters (default: its defaults)")
     ap.add_argument("--datasets", default=None, help="comma-separated substrings of file names to keep")
     ap.add_argument("--json", default=None, help="also write the raw results here")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="only print the tables of earlier --json runs")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge)
     if not args.data or not os.path.isdir(args.data):
         print("No data folder: pass --data DIR or set VAEKIT_DATA_DIR.", file=sys.stderr)
         return 2
@@ -142,8 +145,16 @@ def main(argv=None) -> int:
             res[ds][m] = {"auc": float(np.mean(aucs)), "ap": float(np.mean(aps)), "auc_std": float(np.std(aucs))}
             print(f"{ds:>20} {m:>8}  auc {np.mean(aucs):.4f}  ap {np.mean(aps):.4f}", file=sys.stderr, flush=True)
     wall = time.perf_counter() - t_all
+    print_tables(res, names, times, wall, args.seeds)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"results": res, "times": times, "wall": wall, "seeds": args.seeds}, fh, indent=1)
+    return 0
+
+
+def print_tables(res, names, times, wall, seeds) -> None:
     for metric, title in (("auc", "ROC-AUC"), ("ap", "Average precision")):
-        print(f"\n### {title} (mean over {args.seeds} seeds)\n")
+        print(f"\n### {title} (mean over {seeds} seeds)\n")
         print("| dataset | " + " | ".join(names) + " |")
         print("|---|" + "---:|" * len(names))
         for ds, r in res.items():
@@ -151,15 +162,30 @@ def main(argv=None) -> int:
             cells = [f"**{r[m][metric]:.3f}**" if r[m][metric] == best else f"{r[m][metric]:.3f}" for m in names]
             print(f"| {ds} | " + " | ".join(cells) + " |")
         means = {m: float(np.mean([r[m][metric] for r in res.values()])) for m in names}
-        print("| **mean** | " + " | ".join(f"**{means[m]:.4f}**" for m in names) + " |")
+        top = max(means.values())
+        print("| **mean** | " + " | ".join(f"**{means[m]:.4f}**" if means[m] == top else f"{means[m]:.4f}" for m in names) + " |")
     print("\n### Wall time (s, all datasets and seeds, fit + score)\n")
     print("| " + " | ".join(names) + " | total |")
     print("|" + "---:|" * (len(names) + 1))
     print("| " + " | ".join(f"{times[m]:.1f}" for m in names) + f" | {wall:.1f} |")
     print(f"\nmachine: {platform.platform()}, {os.cpu_count()} CPUs, load average {os.getloadavg()}")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"results": res, "times": times, "wall": wall}, fh, indent=1)
+
+
+def merge(paths: list[str]) -> int:
+    """Print the tables of several ``--json`` outputs side by side (same datasets and seeds)."""
+    res, times, wall, seeds = {}, {}, 0.0, None
+    for p in paths:
+        with open(p) as fh:
+            d = json.load(fh)
+        for ds, r in d["results"].items():
+            res.setdefault(ds, {}).update(r)
+        times.update(d["times"])
+        wall += d["wall"]
+        if seeds is not None and d.get("seeds") != seeds:
+            raise SystemExit(f"{p} used {d.get('seeds')} seeds, the others {seeds}.")
+        seeds = d.get("seeds")
+    names = list(times)
+    print_tables(res, names, times, wall, seeds)
     return 0
 
 
