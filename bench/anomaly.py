@@ -152,7 +152,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def print_tables(res, names, times, wall, seeds) -> None:
+def print_tables(res, names, times, wall, seeds, machine: bool = True) -> None:
     for metric, title in (("auc", "ROC-AUC"), ("ap", "Average precision")):
         print(f"\n### {title} (mean over {seeds} seeds)\n")
         print("| dataset | " + " | ".join(names) + " |")
@@ -168,7 +168,8 @@ def print_tables(res, names, times, wall, seeds) -> None:
     print("| " + " | ".join(names) + " | total |")
     print("|" + "---:|" * (len(names) + 1))
     print("| " + " | ".join(f"{times[m]:.1f}" for m in names) + f" | {wall:.1f} |")
-    print(f"\nmachine: {platform.platform()}, {os.cpu_count()} CPUs, load average {os.getloadavg()}")
+    if machine:
+        print(f"\nmachine: {platform.platform()}, {os.cpu_count()} CPUs, load average {os.getloadavg()}")
 
 
 def merge(paths: list[str]) -> int:
@@ -185,7 +186,7 @@ def merge(paths: list[str]) -> int:
             raise SystemExit(f"{p} used {d.get('seeds')} seeds, the others {seeds}.")
         seeds = d.get("seeds")
     names = list(times)
-    print_tables(res, names, times, wall, seeds)
+    print_tables(res, names, times, wall, seeds, machine=False)
     return 0
 
 
