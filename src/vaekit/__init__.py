@@ -37,6 +37,9 @@ from .priors import (
     StandardNormal as StandardNormal,
 )
 from .training import TrainState as TrainState, Trainer as Trainer, default_optimizer as default_optimizer, fit as fit, make_loss as make_loss
+from . import datasets as datasets
+from .io import load as load, save as save
+from .preprocessing import Preprocessor as Preprocessor
 
 __version__ = "0.1.0"
 
@@ -71,6 +74,10 @@ __all__ = [
     "kl_divergence",
     "log_likelihood",
     "make_loss",
+    "datasets",
+    "load",
+    "save",
+    "Preprocessor",
     "reconstruct",
     "resolve",
     "sample",
