@@ -109,7 +109,8 @@ def lattice(model: VAE, path, *, image_shape=None, inverse=None, size: int = 50)
     mean = _flat(model.decoder.mean(z))
     mean = (inverse or (lambda a: a))(mean).reshape(size, size, -1)
     tiles = _tiles(_display(mean, image_shape is not None), image_shape)
-    return _save_image(grid(tiles, pad=0), Path(path))
+    scale = max(1, 28 // image_shape[0]) if image_shape else 1  # small images: 28 px tiles
+    return _save_image(grid(tiles, pad=0, scale=scale), Path(path))
 
 
 def latent_scatter(model: VAE, x, y, path, *, max_points: int = 5000) -> Path:
