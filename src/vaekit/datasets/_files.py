@@ -52,7 +52,7 @@ def read_idx(path: str | Path) -> np.ndarray:
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """All arrays of an ``.npz`` file (no pickles)."""
     try:
-        with np.load(path, allow_pickle=False) as d:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as d:
             return {k: d[k] for k in d.files}
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error, KeyError) as e:
         raise ValueError(f"{path} is not a readable .npz file ({e}); it is truncated or corrupt.") from None
