@@ -139,3 +139,21 @@ def test_preprocessing_fitted_on_train_only_and_roundtrips():
         Preprocessor.fit("zscore", train)
     with pytest.raises(ValueError, match=r"needs values in \[0, 1\]"):
         Preprocessor.fit("dynamic", train)
+
+
+def test_dynamic_binarization_redraws_each_batch(getkey, digits_binary):
+    from sklearn.datasets import load_digits
+
+    gray = (load_digits().data[:200] / 16.0).astype(np.float32)
+    pre = Preprocessor.fit("dynamic", gray)
+    t = pre.batch_transform()
+    a, b = np.asarray(t(jax.random.key(0), gray)), np.asarray(t(jax.random.key(1), gray))
+    assert set(np.unique(a)) == {0.0, 1.0} and not np.array_equal(a, b)
+    assert abs(a.mean() - gray.mean()) < 0.01
+    assert Preprocessor.fit("standardize", gray).batch_transform() is None
+    # vk.fit trains a Bernoulli decoder on the [0, 1] values through the transform
+    m = vio.build_model(vio.model_spec("vae", 64, latent_dim=2, hidden=[4]), getkey())
+    _, hist = vk.fit(m, gray, key=getkey(), epochs=1, batch_size=50, batch_transform=t)
+    assert np.isfinite(hist["train_loss"]).all()
+    with pytest.raises(ValueError, match="outside the support"):
+        vk.fit(m, gray, key=getkey(), epochs=1, batch_size=50)

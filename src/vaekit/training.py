@@ -197,7 +197,7 @@ def fit(
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}.")
     loss_fn = make_loss(beta=beta, n_samples=n_samples, kl=kl, estimator=estimator, objective=objective)
-    x = check_data(model, x_train, "x_train")
+    x = check_data(model, x_train, "x_train", support=batch_transform is None)
     bs = check_batch_size(batch_size, x.shape[0])
     xv = check_data(model, x_val, "x_val") if x_val is not None else None
     trainer = Trainer(optimizer or default_optimizer(), loss_fn, bs, batch_transform)
