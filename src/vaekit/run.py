@@ -169,35 +169,73 @@ def environment(seed: int) -> dict[str, Any]:
 
 
 class RunData:
-    """Training/validation arrays in model space, labels, and the fitted preprocessing."""
+    """Training/validation data in model space, labels, and the fitted preprocessing.
+
+    Streamed datasets (a :class:`vaekit.data_source.Source`) stay sources: the split is by
+    index, the preprocessing is fitted on (up to ``FIT_SAMPLE`` examples of) the
+    training part, and :class:`Transformed` applies it on read. They are read into
+    memory at the end of ``__init__`` until ``vk.fit`` takes a Source.
+    """
+
+    FIT_SAMPLE = 20_000
 
     def __init__(self, cfg: dict[str, Any]):
         ds = datasets.load(cfg["data"], "train", limit=cfg["limit"], **_data_kwargs(cfg))
-        x = datasets.materialize(ds.x)  # a Source could go to vk.fit directly once it accepts one
-        y = ds.y
-        self.meta = ds.meta
-        self.name = ds.name
+        self.meta, self.name = ds.meta, ds.name
+        x, y = ds.x, ds.y
+        n = datasets._len(x)
         has_valid = cfg["data"] in datasets.NAMES and "valid" in datasets._SPLITS[cfg["data"]]
         if cfg["val_fraction"] == 0:
             xv = yv = None
         elif has_valid:
             vs = datasets.load(cfg["data"], "valid", limit=cfg["limit"], **_data_kwargs(cfg))
-            xv, yv = datasets.materialize(vs.x), vs.y
+            xv, yv = vs.x, vs.y
         else:
-            perm = np.random.default_rng(cfg["seed"]).permutation(len(x))
-            n_val = max(1, int(round(cfg["val_fraction"] * len(x))))
+            perm = np.random.default_rng(cfg["seed"]).permutation(n)
+            n_val = max(1, int(round(cfg["val_fraction"] * n)))
             vi, ti = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-            xv, yv = x[vi], (None if y is None else y[vi])
-            x, y = x[ti], (None if y is None else y[ti])
-        self.pre = Preprocessor.fit(cfg["preprocessing"], x, seed=cfg["seed"])
+            xv, yv = _rows(x, vi), (None if y is None else y[vi])
+            x, y = _rows(x, ti), (None if y is None else y[ti])
+        sample = x.read(np.arange(min(len(x), self.FIT_SAMPLE))) if _is_source(x) else x
+        self.pre = Preprocessor.fit(cfg["preprocessing"], sample, seed=cfg["seed"])
         # Dynamic binarization trains on the values in [0, 1], redrawn per batch.
-        self.x = x if self.pre.kind == "dynamic" else self.pre.transform(x)
-        self.xv = None if xv is None else self.pre.transform(xv)
+        train = x if self.pre.kind == "dynamic" else _apply(self.pre, x)
+        self.x = datasets.materialize(train)  # once vk.fit takes a Source: self.x = train
+        self.xv = None if xv is None else datasets.materialize(_apply(self.pre, xv))
         self.y, self.yv = y, yv
 
     @property
     def n_features(self):
         return int(self.x.shape[1]) if self.x.ndim == 2 else tuple(int(s) for s in self.x.shape[1:])
+
+
+class Transformed:
+    """A :class:`Source` whose examples pass through ``pre.transform`` when read."""
+
+    def __init__(self, source, pre: Preprocessor):
+        self.source, self.pre = source, pre
+
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        return tuple(self.source.example_shape)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        return self.pre.transform(self.source.read(indices))
+
+
+def _is_source(x) -> bool:
+    return not isinstance(x, np.ndarray) and isinstance(x, datasets.Source)
+
+
+def _rows(x, idx):
+    return datasets.Subset(x, idx) if _is_source(x) else x[idx]
+
+
+def _apply(pre: Preprocessor, x):
+    return Transformed(x, pre) if _is_source(x) else pre.transform(x)
 
 
 def _data_kwargs(cfg) -> dict[str, Any]:
