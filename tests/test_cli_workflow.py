@@ -197,3 +197,21 @@ def test_help_shows_examples(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "vaekit evaluate" in capsys.readouterr().out
+
+
+def test_model_and_fit_options_pass_through(monkeypatch):
+    cfg = vrun.resolve_config({"model_options": {"variance": "scalar"}})
+    spec = vrun.model_spec(cfg, 64)
+    assert "latent" not in spec["options"] and "prior" not in spec["options"]  # omitted unless given
+    assert spec["options"]["variance"] == "scalar"
+    cfg2 = vrun.resolve_config({}, {"latent": "bernoulli", "prior": "vamp"})
+    assert {"latent": "bernoulli", "prior": "vamp"}.items() <= vrun.model_spec(cfg2, (28, 28))["options"].items()
+    seen = {}
+
+    def fake_fit_options(name, **options):
+        seen.update(name=name, **options)
+        return {"objective": "iwae", "n_samples": 5}
+
+    monkeypatch.setattr(vrun.presets, "fit_options", fake_fit_options, raising=False)
+    assert vrun.fit_options(cfg2) == {"objective": "iwae", "n_samples": 5}
+    assert seen == {"name": "vae", "latent": "bernoulli", "prior": "vamp"}

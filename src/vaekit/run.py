@@ -428,9 +428,7 @@ def train(
         return bool(cfg["patience"]) and _should_stop(st.history, cfg["patience"])
 
     try:
-        model, history = fit(
-            model,
-            data.x,
+        fit_kwargs = dict(
             key=fit_key,
             epochs=cfg["epochs"],
             batch_size=bs,
@@ -441,8 +439,9 @@ def train(
             callback=callback,
             batch_transform=data.pre.batch_transform(),
             resume=state,
-            **fit_options(cfg),
         )
+        fit_kwargs.update(fit_options(cfg))  # e.g. objective="iwae" for an IWAE preset
+        model, history = fit(model, data.x, **fit_kwargs)
     except KeyboardInterrupt:
         st = last["state"]
         if bar is not None:
