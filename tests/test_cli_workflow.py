@@ -125,11 +125,13 @@ def test_existing_out_is_never_lost(run_dir, tmp_path, capsys):
     assert not (copy / "eval.json").exists() and not (copy / "checkpoints" / "epoch-0003.ckpt").exists()
 
 
-def test_config_file_and_flags(tmp_path):
+def test_config_file_and_flags(tmp_path, capsys):
     cfg = tmp_path / "run.toml"
     cfg.write_text('data = "iris"\nlikelihood = "gaussian"\nhidden = [8]\nepochs = 2\nbatch_size = 20\nlatent_dim = 1\n[model_options]\nvariance = "scalar"\n')
     out = tmp_path / "iris"
-    assert main(["train", "--config", str(cfg), "--epochs", "3", "--out", str(out), "--quiet", "--patience", "5"]) == 0
+    assert main(["train", "--config", str(cfg), "--epochs", "3", "--out", str(out), "--patience", "5", "--lr-schedule", "cosine"]) == 0
+    bar = capsys.readouterr().err
+    assert "3/3" in bar and "epoch" in bar and "val_loss=" in bar  # the progress bar (not --quiet)
     saved = json.loads((out / "config.json").read_text())
     assert saved["epochs"] == 3 and saved["data"] == "iris" and saved["preprocessing"] == "standardize"
     assert saved["model_spec"]["options"]["variance"] == "scalar"
@@ -215,3 +217,20 @@ def test_model_and_fit_options_pass_through(monkeypatch):
     monkeypatch.setattr(vrun.presets, "fit_options", fake_fit_options, raising=False)
     assert vrun.fit_options(cfg2) == {"objective": "iwae", "n_samples": 5}
     assert seen == {"name": "vae", "latent": "bernoulli", "prior": "vamp"}
+
+
+def test_lattice_of_28x28_images_is_1400_pixels(tmp_path, getkey):
+    from PIL import Image
+
+    from vaekit import io as vio, plots
+
+    m = vio.build_model(vio.model_spec("vae", 784, latent_dim=2, hidden=[8]), getkey())
+    plots.lattice(m, tmp_path / "l.png", image_shape=(28, 28))
+    with Image.open(tmp_path / "l.png") as im:
+        assert im.size == (1400, 1400)
+    m3 = vio.build_model(vio.model_spec("vae", 784, latent_dim=3, hidden=[8]), getkey())
+    with pytest.raises(ValueError, match="needs a 2-D latent"):
+        plots.lattice(m3, tmp_path / "l3.png", image_shape=(28, 28))
+    x = (np.random.default_rng(0).random((30, 784)) > 0.5).astype(np.float32)
+    plots.latent_scatter(m3, x, np.arange(30) % 3, tmp_path / "s.png")  # PCA of 3-D means
+    assert (tmp_path / "s.png").stat().st_size > 1000
