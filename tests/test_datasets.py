@@ -266,3 +266,20 @@ def test_audio_folder_frames(tmp_path):
     src = ds.x
     assert len(src) == 1 + (1000 - 256) // 128 and src.example_shape == (256,)
     np.testing.assert_allclose(src.read(np.array([2]))[0], sig[256:512] / 32768.0, atol=1e-6)
+
+
+def test_binarized_mnist_from_original_amat(tmp_path, cache, serve, monkeypatch):
+    """Users without the packed files: the .amat text is downloaded and packed once."""
+    monkeypatch.delenv("VAEKIT_DATA_DIR", raising=False)
+    rows = (np.random.default_rng(0).random((5, 784)) > 0.7).astype(int)
+    (tmp_path / "srv" / "binarized-mnist").mkdir(parents=True)
+    np.savetxt(tmp_path / "srv" / "binarized-mnist" / "binarized_mnist_test.amat", rows, fmt="%d")
+    (tmp_path / "srv" / "binarized-mnist" / "binarized_mnist_valid.amat").write_text("0 1 2\n")
+    base = serve(tmp_path / "srv")
+    ds = datasets.load("binarized-mnist", split="test", base_url=base)
+    np.testing.assert_array_equal(ds.x, rows.astype(np.float32))
+    assert sorted(p.name for p in (cache / "binarized-mnist").iterdir()) == ["binarized_mnist_test.npz"]
+    np.testing.assert_array_equal(datasets.load("binarized-mnist", split="test", download=False).x, ds.x)
+    with pytest.raises(ValueError, match="expected \\[n, 784\\] of 0/1\\); it was removed"):
+        datasets.load("binarized-mnist", split="valid", base_url=base)
+    assert sorted(p.name for p in (cache / "binarized-mnist").iterdir()) == ["binarized_mnist_test.npz"]

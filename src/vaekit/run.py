@@ -449,11 +449,13 @@ def train(
         if st is not None:
             save(st)
         _set_status(out, "interrupted", epoch=0 if st is None else st.epoch)
-        print(
-            f"Interrupted after epoch {0 if st is None else st.epoch}; checkpoint saved. "
-            f"Continue with: vaekit train --resume {out}",
-            file=sys.stderr,
-        )
+        if st is None:
+            print("Interrupted before the first epoch finished; nothing to resume.", file=sys.stderr)
+        else:
+            print(
+                f"Interrupted after epoch {st.epoch}; checkpoint saved. Continue with: vaekit train --resume {out}",
+                file=sys.stderr,
+            )
         raise
     finally:
         if bar is not None:
