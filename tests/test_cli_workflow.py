@@ -23,7 +23,7 @@ def _train(out, *extra):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    assert _train(out, "--epochs", "3", "--checkpoint-every", "2") == 0
+    assert _train(out, "--epochs", "3", "--checkpoint-every", "1", "--keep-checkpoints", "2") == 0
     return out
 
 
@@ -36,7 +36,7 @@ def test_train_writes_a_complete_run_folder(run_dir):
     assert env["seed"] == 0 and env["jax_version"] and env["devices"] and "git_commit" in env
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3] and all(np.isfinite(r["val_loss"]) for r in rows)
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch-0002.ckpt", "epoch-0003.ckpt"]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch-0002.ckpt", "epoch-0003.ckpt"]  # newest 2
     meta = json.loads((run_dir / "vaekit.json").read_text())
     assert meta["kind"] == "run" and meta["status"] == "finished" and meta["epochs"] == 3
     model, pre = vk.load(run_dir)

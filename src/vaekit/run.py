@@ -66,9 +66,10 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "patience": 0,
     "checkpoint_every": 5,
+    "keep_checkpoints": 3,
 }
 #: Keys that may change when a run is resumed (everything else must match).
-RESUMABLE = ("epochs", "patience", "checkpoint_every")
+RESUMABLE = ("epochs", "patience", "checkpoint_every", "keep_checkpoints")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 _TABLES = ("data_options", "model_options")
 
@@ -92,9 +93,10 @@ def _type_check(key: str, value: Any) -> Any:
         if not isinstance(value, list | tuple) or not all(isinstance(v, int) and v > 0 for v in value):
             raise ValueError(f"hidden must be a list of positive ints, got {value!r}.")
         return list(value)
-    if key in ("epochs", "batch_size", "latent_dim", "n_samples", "checkpoint_every", "limit", "patience", "seed", "kl_warmup_epochs"):
-        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key in ("patience", "seed", "kl_warmup_epochs", "epochs") else 1):
-            raise ValueError(f"{key} must be a {'non-negative' if key in ('patience', 'seed', 'kl_warmup_epochs', 'epochs') else 'positive'} int, got {value!r}.")
+    if key in ("epochs", "batch_size", "latent_dim", "n_samples", "checkpoint_every", "limit", "patience", "seed", "kl_warmup_epochs", "keep_checkpoints"):
+        nonneg = key in ("patience", "seed", "kl_warmup_epochs", "epochs", "keep_checkpoints")
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if nonneg else 1):
+            raise ValueError(f"{key} must be a {'non-negative' if nonneg else 'positive'} int, got {value!r}.")
         return value
     if key in ("lr", "beta", "val_fraction"):
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
@@ -183,8 +185,8 @@ class RunData:
         ds = datasets.load(cfg["data"], "train", limit=cfg["limit"], **_data_kwargs(cfg))
         self.meta, self.name = ds.meta, ds.name
         x, y = ds.x, ds.y
-        n = datasets._len(x)
-        has_valid = cfg["data"] in datasets.NAMES and "valid" in datasets._SPLITS[cfg["data"]]
+        n = datasets.n_examples(x)
+        has_valid = "valid" in datasets.splits(cfg["data"])
         if cfg["val_fraction"] == 0:
             xv = yv = None
         elif has_valid:
@@ -414,6 +416,9 @@ def train(
 
     def save(st: TrainState) -> None:
         vio.save_checkpoint(out / "checkpoints" / f"epoch-{st.epoch:04d}.ckpt", st, fit_key, {"config": cfg})
+        if cfg["keep_checkpoints"]:  # the newest are kept; older ones only after a good write
+            for old in checkpoints(out)[: -cfg["keep_checkpoints"]]:
+                old.unlink()
 
     def callback(st: TrainState):
         last["state"] = st

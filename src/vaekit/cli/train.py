@@ -47,6 +47,7 @@ FLAGS = {
     "val_fraction": "val_fraction",
     "patience": "patience",
     "checkpoint_every": "checkpoint_every",
+    "keep_checkpoints": "keep_checkpoints",
     "n_samples": "n_samples",
 }
 
@@ -80,6 +81,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--val-fraction", type=float, help="fraction of the training split held out for validation")
     p.add_argument("--patience", type=int, help="early stopping patience in epochs (0: off)")
     p.add_argument("--checkpoint-every", type=int, metavar="N", help="checkpoint every N epochs")
+    p.add_argument("--keep-checkpoints", type=int, metavar="K", help="keep the newest K checkpoints (0: all; default 3)")
     p.add_argument("--n-samples", type=int, help="latent samples per example in the objective")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default runs/<data>-<time>)")
     g = p.add_mutually_exclusive_group()

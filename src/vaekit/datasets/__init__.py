@@ -43,7 +43,10 @@ __all__ = [
     "Subset",
     "cache_dir",
     "load",
+    "materialize",
+    "n_examples",
     "read_idx",
+    "splits",
 ]
 
 
@@ -137,6 +140,16 @@ def load(name_or_path: str | os.PathLike, split: str = "train", *, limit: int | 
             raise ValueError(f"limit must be a positive int, got {limit!r}.")
         ds = _take(ds, np.arange(min(limit, _len(ds.x))))
     return ds
+
+
+def splits(name: str) -> tuple[str, ...]:
+    """The splits of a named dataset, or of any file or folder (``train``/``test``/``all``)."""
+    return _SPLITS.get(str(name).lower(), ("train", "test", "all"))
+
+
+def n_examples(x) -> int:
+    """Number of examples of an array or a :class:`Source`."""
+    return _len(x)
 
 
 def _check_split(name: str, split: str, valid: tuple[str, ...]) -> None:
