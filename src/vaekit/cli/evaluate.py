@@ -62,6 +62,7 @@ def evaluate(run_dir, split: str = "test", iw_samples: int = 1000, elbo_samples:
         "log_likelihood": float(ll.mean()),
         "iw_samples": iw_samples,
         "elbo_samples": elbo_samples,
+        "preprocessing": pre.kind if pre is not None else "none",  # values are nats of the preprocessed data
     }
     vio.write_json(run_dir / "eval.json", result)
     return result
