@@ -37,11 +37,18 @@ from .priors import (
     StandardNormal as StandardNormal,
 )
 from .training import TrainState as TrainState, Trainer as Trainer, default_optimizer as default_optimizer, fit as fit, make_loss as make_loss
+from . import distributed as distributed
+from .data_source import ArraySource as ArraySource, Source as Source
+from .training import map_batches as map_batches
 
 __version__ = "0.1.0"
 
 __all__ = [
     "VAE",
+    "ArraySource",
+    "Source",
+    "distributed",
+    "map_batches",
     "Bernoulli",
     "BernoulliPrior",
     "Beta",
