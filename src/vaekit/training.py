@@ -289,10 +289,11 @@ def fit(
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}.")
     loss_fn = make_loss(beta=beta, n_samples=n_samples, kl=kl, estimator=estimator, objective=objective)
+    chunk_batches(max_chunk_bytes, 1, (), 1)  # validates max_chunk_bytes
     devs = resolve_devices(devices)
     place = Placement(devs) if devs is not None else None
     stream = isinstance(x_train, Source)
-    x = _check_source(model, x_train, "x_train") if stream else check_data(model, x_train, "x_train")
+    x = _check_source(model, x_train, "x_train", max_chunk_bytes) if stream else check_data(model, x_train, "x_train")
     n_train = len(x) if stream else x.shape[0]
     bs = check_batch_size(batch_size, n_train)
     if place is not None and bs % place.n_devices:
@@ -305,7 +306,7 @@ def fit(
     if x_val is None:
         xv = None
     elif isinstance(x_val, Source):
-        xv = _check_source(model, x_val, "x_val")
+        xv = _check_source(model, x_val, "x_val", max_chunk_bytes)
     else:
         xv = check_data(model, x_val, "x_val")
     trainer = Trainer(
@@ -371,8 +372,8 @@ def fit(
     return model, history
 
 
-def _check_source(model: VAE, source: Source, name: str) -> Source:
-    """Validate a streamed source against ``model`` on its first examples."""
+def _check_source(model: VAE, source: Source, name: str, max_bytes: int) -> Source:
+    """Validate a streamed source against ``model`` on its first examples (at most ``max_bytes``)."""
     shape = tuple(source.example_shape)
     if shape != model.data_shape:
         raise ValueError(
@@ -381,7 +382,8 @@ def _check_source(model: VAE, source: Source, name: str) -> Source:
         )
     if len(source) == 0:
         raise ValueError(f"{name} is an empty data source; pass at least one example.")
-    check_data(model, read_rows(source, np.arange(min(len(source), 256))), name)
+    rows = max(1, min(len(source), 256, max_bytes // (4 * max(1, int(np.prod(shape))))))
+    check_data(model, read_rows(source, np.arange(rows)), name)
     return source
 
 
