@@ -1,0 +1,132 @@
+"""Training throughput of the reference VAE: vaekit vs a plain PyTorch loop vs pythae.
+
+Reference model (the 2-D-latent model of the original assignment): encoder 784 -> 500
+tanh -> 2x2 (diagonal Gaussian), decoder 2 -> 500 tanh -> 784 Bernoulli logits, batch
+200, Adam 1e-3, one epoch over 60,000 MNIST training images binarized at 0.5
+(``$VAEKIT_DATA_DIR/mnist``). Also sweeps batch size (64, 200, 1024) and hidden width
+(200, 500, 1000).
+
+In the same run: the machine's float32 matmul peak (a large matmul in JAX), the
+model's matmul FLOPs per epoch (forward + backward, counted analytically), achieved
+GFLOP/s and the fraction of the peak. vaekit is timed on its second epoch (the first
+compiles; the faster of epochs 2 and 3). PyTorch runs in ``--torch-python`` (an environment with the ``bench`` extra:
+``pip install torch==2.13.0``, and ``pythae`` if it installs), timed on one epoch after
+20 warm-up steps; pythae through its ``TrainingPipeline`` (one epoch, as a user runs it).
+
+    python bench/throughput.py --torch-python /work/venv-bench/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from _data import machine, mnist_binarized  # noqa: E402
+
+import vaekit as vk  # noqa: E402
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+    """Best float32 GFLOP/s of an ``n x n @ n x n`` matmul in JAX."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+    f = jax.jit(lambda a, b: a @ b)
+    f(a, b).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f(a, b).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def flops_per_example(hidden: int, d: int = 784, latent: int = 2) -> int:
+    """Matmul FLOPs of one training example, forward + backward.
+
+    Forward ``2 * in * out`` per dense layer; backward the same for the weight gradient
+    and again for the input gradient, except for the first layer (no gradient w.r.t. the
+    data). Elementwise work (tanh, sampling, the loss, Adam) is not counted.
+    """
+    layers = [(d, hidden), (hidden, 2 * latent), (latent, hidden), (hidden, d)]
+    fwd = sum(2 * i * o for i, o in layers)
+    bwd = sum(2 * 2 * i * o for i, o in layers) - 2 * d * hidden
+    return fwd + bwd
+
+
+def vaekit_epoch(x: np.ndarray, batch: int, hidden: int) -> dict:
+    k1, k2 = jax.random.split(jax.random.key(0))
+    model = vk.VAE(
+        prior=vk.StandardNormal(2),
+        encoder=vk.Gaussian(vk.MLP(784, 4, hidden=(hidden,), key=k1), variance="diag"),
+        decoder=vk.Bernoulli(vk.MLP(2, 784, hidden=(hidden,), key=k2)),
+    )
+    _, h = vk.fit(model, x, key=jax.random.key(1), epochs=3, batch_size=batch, optimizer=optax.adam(1e-3))
+    return dict(seconds=min(h["time"][1:]), steps=len(x) // batch, loss=h["train_loss"][-1])
+
+
+def peer_epoch(python: str, which: str, n: int, batch: int, hidden: int) -> dict | str:
+    r = subprocess.run(
+        [python, os.path.join(HERE, "_torch_peers.py"), which, str(n), str(batch), str(hidden)],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=""),
+    )
+    if r.returncode != 0:
+        return (r.stderr.strip().splitlines() or ["failed"])[-1][:120]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--examples", type=int, default=60000)
+    ap.add_argument("--torch-python", default=None, help="python with torch (and pythae); default: skip peers")
+    ap.add_argument("--no-pythae", action="store_true")
+    ap.add_argument("--configs", default="200x500,64x500,1024x500,200x200,200x1000",
+                    help="BATCHxHIDDEN list; the first is the reference")
+    args = ap.parse_args()
+
+    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine()}; os.getloadavg {os.getloadavg()}")
+    print(f"# jax {jax.__version__}, device {jax.devices()[0]} ({jax.devices()[0].device_kind}), "
+          f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, vaekit {vk.__version__}", flush=True)
+    x = mnist_binarized(args.examples)
+    peaks = [matmul_peak()]
+    print(f"# float32 matmul peak (2048^3 in JAX, best of 10): {peaks[0]:.1f} GFLOP/s", flush=True)
+    print("\n| batch | hidden | framework | s/epoch | samples/s | ratio vs vaekit | GFLOP/s | fraction of peak |")
+    print("|---|---|---|---|---|---|---|---|", flush=True)
+    for cfg in args.configs.split(","):
+        batch, hidden = (int(v) for v in cfg.split("x"))
+        fpe = flops_per_example(hidden)
+        peaks.append(matmul_peak())  # re-measured next to each configuration: the machine may be shared
+        peak = max(peaks)
+        runs = [("vaekit", vaekit_epoch(x, batch, hidden))]
+        if args.torch_python:
+            runs.append(("pytorch loop", peer_epoch(args.torch_python, "torch", args.examples, batch, hidden)))
+            if not args.no_pythae:
+                runs.append(("pythae", peer_epoch(args.torch_python, "pythae", args.examples, batch, hidden)))
+        base = runs[0][1]["steps"] * batch / runs[0][1]["seconds"]
+        for name, r in runs:
+            if isinstance(r, str):
+                print(f"| {batch} | {hidden} | {name} | failed: {r} | | | | |", flush=True)
+                continue
+            sps = r["steps"] * batch / r["seconds"]
+            gf = sps * fpe / 1e9
+            print(f"| {batch} | {hidden} | {name} | {r['seconds']:.2f} | {sps:,.0f} | {base / sps:.2f}x | "
+                  f"{gf:.1f} | {gf / peak:.0%} |", flush=True)
+    print(f"\nmatmul peak over the run: {max(peaks):.1f} GFLOP/s (measurements: "
+          f"{', '.join(f'{p:.0f}' for p in peaks)}); fraction of peak uses the highest.")
+    print(f"FLOPs per example (matmuls, fwd+bwd): " +
+          ", ".join(f"hidden {h}: {flops_per_example(h) / 1e6:.2f} M" for h in (200, 500, 1000)))
+    print("ratio vs vaekit = how many times faster vaekit is (vaekit samples/s / framework samples/s).")
+
+
+if __name__ == "__main__":
+    main()
