@@ -312,3 +312,32 @@ def test_prefetcher_order_errors_and_early_close():
     assert next(p) == 0
     p.close()
     assert not p._thread.is_alive()
+
+
+def test_equal_settings_reuse_the_compiled_epoch():
+    from vaekit.training import make_loss
+
+    assert vk.default_optimizer(1e-3) is vk.default_optimizer(1e-3)
+    assert vk.default_optimizer(1e-3) is not vk.default_optimizer(2e-3)
+    assert make_loss(beta=0.5) is make_loss(beta=0.5) and make_loss() is not make_loss(beta=0.5)
+    sched = lambda s: 1.0  # noqa: E731
+    assert make_loss(beta=sched) is make_loss(beta=sched)
+    # a second identical fit finds the compiled epoch in the cache (no re-trace)
+    import logging
+
+    m = make_model()
+    vk.fit(m, X[:80], key=jax.random.key(0), epochs=1, batch_size=40)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("jax").addHandler(handler)
+    try:
+        with jax.log_compiles(True):
+            vk.fit(m, X[:80], key=jax.random.key(0), epochs=1, batch_size=40)
+            cached = [r.getMessage() for r in records]
+            vk.fit(m, X[:80], key=jax.random.key(0), epochs=1, batch_size=20)  # new shape: compiles
+            fresh = [r.getMessage() for r in records[len(cached):]]
+    finally:
+        logging.getLogger("jax").removeHandler(handler)
+    assert not any("train_epoch" in r for r in cached)
+    assert any("train_epoch" in r for r in fresh)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -32,14 +33,35 @@ LossFn = Callable[[VAE, Array, PRNGKeyArray, Array], Array]
 def default_optimizer(learning_rate: float | optax.Schedule = 1e-3, clip_norm: float = 100.0):
     """Global-norm clipping, Adam, and skipping non-finite updates.
 
+    Equal arguments give the same (pure) transformation object, so repeated
+    :func:`fit` calls with equal settings reuse the compiled epoch instead of
+    recompiling.
+
     The recipe of the Dirichlet-VAE original (ClipNorm, NoNaN, ADAM): an update whose
     gradient has a NaN/inf is dropped (up to 10 in a row, then it is applied so the
     failure shows).
     """
+    return _cached(_default_optimizer, learning_rate, clip_norm)
+
+
+def _default_optimizer(learning_rate, clip_norm):
     return optax.apply_if_finite(
         optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate)),
         max_consecutive_errors=10,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_call(fn, *args):
+    return fn(*args)
+
+
+def _cached(fn, *args):
+    """``fn(*args)``, memoised when the arguments are hashable (pure factories only)."""
+    try:
+        return _cached_call(fn, *args)
+    except TypeError:  # unhashable argument
+        return fn(*args)
 
 
 def make_loss(
@@ -62,6 +84,11 @@ def make_loss(
     if objective not in OBJECTIVES:
         raise ValueError(f"Unknown objective={objective!r}. Valid values: 'elbo', 'iwae', or a callable.")
     _check_options(kl=kl, estimator=estimator, n_samples=n_samples)
+    # Equal settings give the same function, so fit() reuses its compiled epoch.
+    return _cached(_make_loss, beta, n_samples, kl, estimator, objective)
+
+
+def _make_loss(beta, n_samples, kl, estimator, objective) -> LossFn:
     if objective == "iwae":
         return lambda m, x, k, step: -iwae_bound(m, x, k, k=n_samples, estimator=estimator)
 
