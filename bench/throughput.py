@@ -75,6 +75,46 @@ def vaekit_epoch(x: np.ndarray, batch: int, hidden: int) -> dict:
     return dict(seconds=min(h["time"][1:]), steps=len(x) // batch, loss=h["train_loss"][-1])
 
 
+def plain_jax_epoch(x: np.ndarray, batch: int, hidden: int) -> dict:
+    """The same model and epoch as hand-written JAX (no vaekit): the cost of vaekit's abstractions."""
+    ks = jax.random.split(jax.random.key(0), 4)
+    shapes = [(784, hidden), (hidden, 4), (2, hidden), (hidden, 784)]
+    params = [(jax.random.normal(k, s) / np.sqrt(s[0]), jnp.zeros(s[1])) for k, s in zip(ks, shapes)]
+    opt = optax.adam(1e-3)
+    xd = jnp.asarray(x)
+
+    def loss(p, xb, k):
+        o = jnp.tanh(xb @ p[0][0] + p[0][1]) @ p[1][0] + p[1][1]
+        mu, logvar = o[:, :2], o[:, 2:]
+        z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(k, mu.shape)
+        logits = jnp.tanh(z @ p[2][0] + p[2][1]) @ p[3][0] + p[3][1]
+        rec = jnp.sum(jax.nn.softplus(logits) - xb * logits, 1)
+        return jnp.mean(rec + 0.5 * jnp.sum(mu**2 + jnp.exp(logvar) - 1 - logvar, 1))
+
+    @jax.jit
+    def epoch(p, o, key):
+        perm = jax.random.permutation(key, xd.shape[0])
+
+        def body(c, i):
+            p, o = c
+            xb = jnp.take(xd, jax.lax.dynamic_slice_in_dim(perm, i * batch, batch), axis=0)
+            v, g = jax.value_and_grad(loss)(p, xb, jax.random.fold_in(key, i))
+            u, o = opt.update(g, o, p)
+            return (optax.apply_updates(p, u), o), v
+
+        (p, o), losses = jax.lax.scan(body, (p, o), jnp.arange(xd.shape[0] // batch))
+        return p, o, losses
+
+    o = opt.init(params)
+    times = []
+    for e in range(3):
+        t0 = time.perf_counter()
+        params, o, losses = epoch(params, o, jax.random.key(e))
+        losses.block_until_ready()
+        times.append(time.perf_counter() - t0)
+    return dict(seconds=min(times[1:]), steps=len(x) // batch, loss=float(losses.mean()))
+
+
 def peer_epoch(python: str, which: str, n: int, batch: int, hidden: int) -> dict | str:
     r = subprocess.run(
         [python, os.path.join(HERE, "_torch_peers.py"), which, str(n), str(batch), str(hidden)],
@@ -88,8 +128,11 @@ def peer_epoch(python: str, which: str, n: int, batch: int, hidden: int) -> dict
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--examples", type=int, default=60000)
+    ap.add_argument("--sweep-examples", type=int, default=None,
+                    help="images for the configurations after the first (default: --examples)")
     ap.add_argument("--torch-python", default=None, help="python with torch (and pythae); default: skip peers")
     ap.add_argument("--no-pythae", action="store_true")
+    ap.add_argument("--plain-jax", action="store_true", help="also time the same epoch hand-written in JAX")
     ap.add_argument("--configs", default="200x500,64x500,1024x500,200x200,200x1000",
                     help="BATCHxHIDDEN list; the first is the reference")
     args = ap.parse_args()
@@ -97,29 +140,32 @@ def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine()}; os.getloadavg {os.getloadavg()}")
     print(f"# jax {jax.__version__}, device {jax.devices()[0]} ({jax.devices()[0].device_kind}), "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, vaekit {vk.__version__}", flush=True)
-    x = mnist_binarized(args.examples)
     peaks = [matmul_peak()]
     print(f"# float32 matmul peak (2048^3 in JAX, best of 10): {peaks[0]:.1f} GFLOP/s", flush=True)
-    print("\n| batch | hidden | framework | s/epoch | samples/s | ratio vs vaekit | GFLOP/s | fraction of peak |")
-    print("|---|---|---|---|---|---|---|---|", flush=True)
-    for cfg in args.configs.split(","):
+    print("\n| batch | hidden | images | framework | s/epoch | samples/s | ratio vs vaekit | GFLOP/s | fraction of peak |")
+    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    for i, cfg in enumerate(args.configs.split(",")):
         batch, hidden = (int(v) for v in cfg.split("x"))
+        n = args.examples if i == 0 or not args.sweep_examples else args.sweep_examples
+        x = mnist_binarized(n)
         fpe = flops_per_example(hidden)
         peaks.append(matmul_peak())  # re-measured next to each configuration: the machine may be shared
         peak = max(peaks)
         runs = [("vaekit", vaekit_epoch(x, batch, hidden))]
+        if args.plain_jax:
+            runs.append(("hand-written JAX", plain_jax_epoch(x, batch, hidden)))
         if args.torch_python:
-            runs.append(("pytorch loop", peer_epoch(args.torch_python, "torch", args.examples, batch, hidden)))
+            runs.append(("pytorch loop", peer_epoch(args.torch_python, "torch", n, batch, hidden)))
             if not args.no_pythae:
-                runs.append(("pythae", peer_epoch(args.torch_python, "pythae", args.examples, batch, hidden)))
+                runs.append(("pythae", peer_epoch(args.torch_python, "pythae", n, batch, hidden)))
         base = runs[0][1]["steps"] * batch / runs[0][1]["seconds"]
         for name, r in runs:
             if isinstance(r, str):
-                print(f"| {batch} | {hidden} | {name} | failed: {r} | | | | |", flush=True)
+                print(f"| {batch} | {hidden} | {n} | {name} | failed: {r} | | | | |", flush=True)
                 continue
             sps = r["steps"] * batch / r["seconds"]
             gf = sps * fpe / 1e9
-            print(f"| {batch} | {hidden} | {name} | {r['seconds']:.2f} | {sps:,.0f} | {base / sps:.2f}x | "
+            print(f"| {batch} | {hidden} | {n} | {name} | {r['seconds']:.2f} | {sps:,.0f} | {base / sps:.2f}x | "
                   f"{gf:.1f} | {gf / peak:.0%} |", flush=True)
     print(f"\nmatmul peak over the run: {max(peaks):.1f} GFLOP/s (measurements: "
           f"{', '.join(f'{p:.0f}' for p in peaks)}); fraction of peak uses the highest.")
