@@ -114,7 +114,7 @@ def pythae_pipeline(x: np.ndarray, batch: int, hidden: int) -> dict:
 
 if __name__ == "__main__":
     which, n, batch, hidden = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(int(os.environ.get("VAEKIT_BENCH_TORCH_THREADS", os.cpu_count() or 1)))
     x = mnist_binarized(n)
     res = (plain_loop if which == "torch" else pythae_pipeline)(x, batch, hidden)
     res.update(which=which, batch=batch, hidden=hidden, n=n, torch=torch.__version__, threads=torch.get_num_threads())

@@ -11,7 +11,7 @@ model's matmul FLOPs per epoch (forward + backward, counted analytically), achie
 GFLOP/s and the fraction of the peak. vaekit is timed on its second epoch (the first
 compiles; the faster of epochs 2 and 3). PyTorch runs in ``--torch-python`` (an environment with the ``bench`` extra:
 ``pip install torch==2.13.0``, and ``pythae`` if it installs), timed on one epoch after
-20 warm-up steps; pythae through its ``TrainingPipeline`` (one epoch, as a user runs it).
+20 warm-up steps, with ``os.cpu_count()`` threads or ``$VAEKIT_BENCH_TORCH_THREADS``; pythae through its ``TrainingPipeline`` (one epoch, as a user runs it).
 
     python bench/throughput.py --torch-python /work/venv-bench/bin/python
 """
@@ -142,15 +142,13 @@ def main() -> None:
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, vaekit {vk.__version__}", flush=True)
     peaks = [matmul_peak()]
     print(f"# float32 matmul peak (2048^3 in JAX, best of 10): {peaks[0]:.1f} GFLOP/s", flush=True)
-    print("\n| batch | hidden | images | framework | s/epoch | samples/s | ratio vs vaekit | GFLOP/s | fraction of peak |")
-    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    table = []
     for i, cfg in enumerate(args.configs.split(",")):
         batch, hidden = (int(v) for v in cfg.split("x"))
         n = args.examples if i == 0 or not args.sweep_examples else args.sweep_examples
         x = mnist_binarized(n)
         fpe = flops_per_example(hidden)
         peaks.append(matmul_peak())  # re-measured next to each configuration: the machine may be shared
-        peak = max(peaks)
         runs = [("vaekit", vaekit_epoch(x, batch, hidden))]
         if args.plain_jax:
             runs.append(("hand-written JAX", plain_jax_epoch(x, batch, hidden)))
@@ -160,13 +158,21 @@ def main() -> None:
                 runs.append(("pythae", peer_epoch(args.torch_python, "pythae", n, batch, hidden)))
         base = runs[0][1]["steps"] * batch / runs[0][1]["seconds"]
         for name, r in runs:
-            if isinstance(r, str):
-                print(f"| {batch} | {hidden} | {n} | {name} | failed: {r} | | | | |", flush=True)
-                continue
-            sps = r["steps"] * batch / r["seconds"]
-            gf = sps * fpe / 1e9
-            print(f"| {batch} | {hidden} | {n} | {name} | {r['seconds']:.2f} | {sps:,.0f} | {base / sps:.2f}x | "
-                  f"{gf:.1f} | {gf / peak:.0%} |", flush=True)
+            table.append((batch, hidden, n, name, r, fpe, base))
+            took = r if isinstance(r, str) else f"{r['seconds']:.2f} s"
+            print(f"# done: {batch}x{hidden} {name}: {took}", flush=True)
+    peaks.append(matmul_peak())
+    peak = max(peaks)  # the machine's limit: the best measurement of the run
+    print("\n| batch | hidden | images | framework | s/epoch | samples/s | ratio vs vaekit | GFLOP/s | fraction of peak |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for batch, hidden, n, name, r, fpe, base in table:
+        if isinstance(r, str):
+            print(f"| {batch} | {hidden} | {n} | {name} | failed: {r} | | | | |")
+            continue
+        sps = r["steps"] * batch / r["seconds"]
+        gf = sps * fpe / 1e9
+        print(f"| {batch} | {hidden} | {n} | {name} | {r['seconds']:.2f} | {sps:,.0f} | {base / sps:.2f}x | "
+              f"{gf:.1f} | {gf / peak:.0%} |")
     print(f"\nmatmul peak over the run: {max(peaks):.1f} GFLOP/s (measurements: "
           f"{', '.join(f'{p:.0f}' for p in peaks)}); fraction of peak uses the highest.")
     print(f"FLOPs per example (matmuls, fwd+bwd): " +
