@@ -89,7 +89,7 @@ def barrier(name: str = "vaekit") -> None:
 
 
 def resolve_devices(devices: Any) -> list[jax.Device] | None:
-    """Normalise a ``devices`` argument: ``None``, ``"all"``, a count ``N``, or a list.
+    """Normalise a ``devices`` argument: ``None``, ``"all"``, a count ``N`` (or ``"N"``), or a list.
 
     ``"all"`` is ``jax.devices()`` (every device of every process); ``N`` the first
     ``N`` of them. Returns ``None`` for ``None`` (single-device training).
@@ -97,6 +97,8 @@ def resolve_devices(devices: Any) -> list[jax.Device] | None:
     if devices is None:
         return None
     available = jax.devices()
+    if isinstance(devices, str) and devices.strip().isdigit():  # e.g. "--devices 4" on the CLI
+        devices = int(devices)
     if isinstance(devices, str):
         if devices != "all":
             raise ValueError(f"devices must be 'all', a count, or a list of jax devices; got {devices!r}.")
