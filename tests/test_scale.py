@@ -270,6 +270,8 @@ def test_bad_sources_and_devices_are_clear():
         vk.fit(m, vk.ArraySource(bad), **kw)
     with pytest.raises(ValueError, match="outside the support"):
         vk.fit(m, vk.ArraySource(X * 0.5), **kw)
+    assert vk.distributed.resolve_devices("1") == jax.devices()[:1]  # CLI style count
+    assert vk.distributed.resolve_devices("all") == jax.devices()
     with pytest.raises(ValueError, match="1 device"):
         vk.fit(m, X, **kw, devices=8)
     with pytest.raises(ValueError, match="'all'"):
