@@ -40,11 +40,18 @@ from .training import TrainState as TrainState, Trainer as Trainer, default_opti
 from . import datasets as datasets
 from .io import load as load, save as save
 from .preprocessing import Preprocessor as Preprocessor
+from . import distributed as distributed
+from .data_source import ArraySource as ArraySource, Source as Source
+from .training import map_batches as map_batches
 
 __version__ = "0.1.0"
 
 __all__ = [
     "VAE",
+    "ArraySource",
+    "Source",
+    "distributed",
+    "map_batches",
     "Bernoulli",
     "BernoulliPrior",
     "Beta",

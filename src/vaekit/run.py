@@ -180,6 +180,7 @@ class RunData:
     """
 
     FIT_SAMPLE = 20_000
+    MEMORY_CAP = 2 * 2**30
 
     def __init__(self, cfg: dict[str, Any]):
         ds = datasets.load(cfg["data"], "train", limit=cfg["limit"], **_data_kwargs(cfg))
@@ -202,13 +203,16 @@ class RunData:
         self.pre = Preprocessor.fit(cfg["preprocessing"], sample, seed=cfg["seed"])
         # Dynamic binarization trains on the values in [0, 1], redrawn per batch.
         train = x if self.pre.kind == "dynamic" else _apply(self.pre, x)
-        self.x = datasets.materialize(train)  # once vk.fit takes a Source: self.x = train
-        self.xv = None if xv is None else datasets.materialize(_apply(self.pre, xv))
+        # Streamed sources stay on disk when they are larger than MEMORY_CAP bytes;
+        # vk.fit then reads them chunk by chunk with prefetching.
+        self.x = _maybe_materialize(train, self.MEMORY_CAP)
+        self.xv = None if xv is None else _maybe_materialize(_apply(self.pre, xv), self.MEMORY_CAP)
         self.y, self.yv = y, yv
 
     @property
     def n_features(self):
-        return int(self.x.shape[1]) if self.x.ndim == 2 else tuple(int(s) for s in self.x.shape[1:])
+        shape = tuple(self.x.example_shape) if _is_source(self.x) else tuple(self.x.shape[1:])
+        return int(shape[0]) if len(shape) == 1 else tuple(int(s) for s in shape)
 
 
 class Transformed:
@@ -230,6 +234,15 @@ class Transformed:
 
 def _is_source(x) -> bool:
     return not isinstance(x, np.ndarray) and isinstance(x, datasets.Source)
+
+
+def _maybe_materialize(x, cap: int):
+    """``x`` as an in-memory array when it fits under ``cap`` bytes of float32, else the source."""
+    if not _is_source(x):
+        return x
+    if 4 * len(x) * int(np.prod(x.example_shape)) <= cap:
+        return datasets.materialize(x)
+    return x
 
 
 def _rows(x, idx):
