@@ -38,6 +38,7 @@ import optax
 
 from . import datasets, io as vio, presets
 from ._fixed import trainable
+from .distributed import barrier, is_main_process
 from .preprocessing import Preprocessor
 from .training import TrainState, default_optimizer, fit
 
@@ -67,9 +68,10 @@ DEFAULTS: dict[str, Any] = {
     "patience": 0,
     "checkpoint_every": 5,
     "keep_checkpoints": 3,
+    "devices": None,
 }
 #: Keys that may change when a run is resumed (everything else must match).
-RESUMABLE = ("epochs", "patience", "checkpoint_every", "keep_checkpoints")
+RESUMABLE = ("epochs", "patience", "checkpoint_every", "keep_checkpoints", "devices")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 _TABLES = ("data_options", "model_options")
 
@@ -97,6 +99,11 @@ def _type_check(key: str, value: Any) -> Any:
         nonneg = key in ("patience", "seed", "kl_warmup_epochs", "epochs", "keep_checkpoints")
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if nonneg else 1):
             raise ValueError(f"{key} must be a {'non-negative' if nonneg else 'positive'} int, got {value!r}.")
+        return value
+    if key == "devices":
+        from .distributed import resolve_devices
+
+        resolve_devices(value)  # validates: "all", a positive count, or a count as a string
         return value
     if key in ("lr", "beta", "val_fraction"):
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
@@ -386,8 +393,9 @@ def train(
                 f"{', '.join(RESUMABLE)} may change; start a new run with --out for other changes."
             )
         cfg = new
-    else:
+    elif is_main_process():
         prepare_out(out, overwrite)
+    barrier("vaekit-run-prepared")
     data = RunData(cfg)
     spec = model_spec(cfg, data.n_features)
     root = jax.random.key(cfg["seed"])
@@ -412,7 +420,7 @@ def train(
                 f"{out} already finished {state.epoch} epochs. Pass a larger --epochs to train on."
             )
         write_metrics(out, state.history)
-    else:
+    elif is_main_process():
         (out / "checkpoints").mkdir(exist_ok=True)
         vio.write_json(out / "config.json", {**cfg, "model_spec": spec, "model": cfg["model"], "environment": environment(cfg["seed"])})
         vio.write_json(out / "preprocessing.json", data.pre.to_dict())
@@ -428,16 +436,22 @@ def train(
         bar = tqdm(total=cfg["epochs"], initial=start, desc=f"train {out.name}", unit="epoch", file=sys.stderr, dynamic_ncols=True)
 
     def save(st: TrainState) -> None:
+        # Multi-process runs: process 0 writes, the others wait for it.
+        if not is_main_process():
+            barrier(f"vaekit-checkpoint-{st.epoch}")
+            return
         vio.save_checkpoint(out / "checkpoints" / f"epoch-{st.epoch:04d}.ckpt", st, fit_key, {"config": cfg})
         if cfg["keep_checkpoints"]:  # the newest are kept; older ones only after a good write
             for old in checkpoints(out)[: -cfg["keep_checkpoints"]]:
                 old.unlink()
+        barrier(f"vaekit-checkpoint-{st.epoch}")
 
     def callback(st: TrainState):
         last["state"] = st
         e = st.epoch
         row = {"epoch": e, **{k: v[-1] for k, v in st.history.items() if v}}
-        _append_metrics(out, row)
+        if is_main_process():
+            _append_metrics(out, row)
         if cfg["checkpoint_every"] and e % cfg["checkpoint_every"] == 0:
             save(st)
         if bar is not None:
@@ -457,6 +471,7 @@ def train(
             callback=callback,
             batch_transform=data.pre.batch_transform(),
             resume=state,
+            devices=cfg["devices"],
         )
         fit_kwargs.update(fit_options(cfg))  # e.g. objective="iwae" for an IWAE preset
         model, history = fit(model, data.x, **fit_kwargs)
@@ -466,7 +481,8 @@ def train(
             bar.close()
         if st is not None:
             save(st)
-        _set_status(out, "interrupted", epoch=0 if st is None else st.epoch)
+        if is_main_process():
+            _set_status(out, "interrupted", epoch=0 if st is None else st.epoch)
         if st is None:
             print("Interrupted before the first epoch finished; nothing to resume.", file=sys.stderr)
         else:
@@ -481,10 +497,12 @@ def train(
     final = last["state"]
     if final is not None and not (checkpoints(out) and checkpoints(out)[-1].name == f"epoch-{final.epoch:04d}.ckpt"):
         save(final)
-    vio.atomic_write(out / vio.MODEL_FILE, lambda f: eqx.tree_serialise_leaves(f, model))
     epochs_done = final.epoch if final is not None else start
-    summary = {k: v[-1] for k, v in history.items() if v}
-    _set_status(out, "finished", epochs=epochs_done, final=summary, stopped_early=epochs_done < cfg["epochs"])
+    if is_main_process():
+        vio.atomic_write(out / vio.MODEL_FILE, lambda f: eqx.tree_serialise_leaves(f, model))
+        summary = {k: v[-1] for k, v in history.items() if v}
+        _set_status(out, "finished", epochs=epochs_done, final=summary, stopped_early=epochs_done < cfg["epochs"])
+    barrier("vaekit-run-finished")
     return out
 
 

@@ -49,6 +49,7 @@ FLAGS = {
     "checkpoint_every": "checkpoint_every",
     "keep_checkpoints": "keep_checkpoints",
     "n_samples": "n_samples",
+    "devices": "devices",
 }
 
 
@@ -83,6 +84,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--checkpoint-every", type=int, metavar="N", help="checkpoint every N epochs")
     p.add_argument("--keep-checkpoints", type=int, metavar="K", help="keep the newest K checkpoints (0: all; default 3)")
     p.add_argument("--n-samples", type=int, help="latent samples per example in the objective")
+    p.add_argument("--devices", help="data-parallel training: 'all' or a device count (default: one device)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default runs/<data>-<time>)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", metavar="RUN", help="continue this run from its newest checkpoint")
