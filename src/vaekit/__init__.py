@@ -37,6 +37,12 @@ from .priors import (
     StandardNormal as StandardNormal,
 )
 from .training import TrainState as TrainState, Trainer as Trainer, default_optimizer as default_optimizer, fit as fit, make_loss as make_loss
+from . import datasets as datasets
+from .io import load as load, save as save
+from .preprocessing import Preprocessor as Preprocessor
+from . import distributed as distributed
+from .data_source import ArraySource as ArraySource, Source as Source
+from .training import map_batches as map_batches
 from . import anomaly as anomaly
 
 
@@ -48,10 +54,15 @@ def __getattr__(name: str):
         return VAEDetector
     raise AttributeError(f"module 'vaekit' has no attribute {name!r}")
 
+
 __version__ = "0.1.0"
 
 __all__ = [
     "VAE",
+    "ArraySource",
+    "Source",
+    "distributed",
+    "map_batches",
     "VAEDetector",
     "anomaly",
     "Bernoulli",
@@ -83,6 +94,10 @@ __all__ = [
     "kl_divergence",
     "log_likelihood",
     "make_loss",
+    "datasets",
+    "load",
+    "save",
+    "Preprocessor",
     "reconstruct",
     "resolve",
     "sample",
