@@ -186,3 +186,26 @@ def test_cli_detect_and_score(tmp_path, fitted, capsys):
     err = capsys.readouterr().err
     assert "already exists" in err and "not a number" in err
     assert not os.path.exists(tmp_path / "s2.csv")
+
+
+def test_cli_score_on_a_saved_model_folder(tmp_path, fitted):
+    """`vaekit score` on a folder of vk.save(model, preprocessor=...) (the training-run contract)."""
+    import jax
+
+    from vaekit.io import model_spec
+    from vaekit.preprocessing import Preprocessor
+
+    _, x = fitted
+    spec = model_spec("vae", 4, latent_dim=2, hidden=[8], likelihood="gaussian", variance="shared")
+    model = vk.presets.build("vae", 4, key=jax.random.key(0), latent_dim=2, hidden=(8,), likelihood="gaussian", variance="shared")
+    pre = Preprocessor.fit("standardize", x)
+    vk.save(tmp_path / "m", model, preprocessor=pre, spec=spec)
+    new = np.vstack([x[:5], 40 + x[:1]])
+    _write(tmp_path / "new.csv", new.tolist())
+    rc = cli_main(["score", str(tmp_path / "m"), "--input", str(tmp_path / "new.csv"),
+                   "--output", str(tmp_path / "s.csv"), "--method", "reconstruction_mean"])
+    assert rc == 0
+    s = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)
+    want = vk.anomaly.score(model, pre.transform(new), jax.random.key(0), method="reconstruction_mean")
+    np.testing.assert_allclose(s, np.asarray(want), rtol=1e-6)
+    assert s[5] > s[:5].max()
