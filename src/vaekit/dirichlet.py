@@ -181,16 +181,24 @@ def moments_concentration(p: ArrayLike) -> Array:
 
 
 def moment_prior_update(
-    x: ArrayLike, *, every: int = 1, batch_size: int = 1024, min_alpha: float = 1e-3
+    x: ArrayLike,
+    *,
+    key: PRNGKeyArray | None = None,
+    every: int = 1,
+    batch_size: int = 1024,
+    min_alpha: float = 1e-3,
+    max_alpha: float = 1e3,
 ) -> Callable[[Any], Any]:
     """A ``vk.fit`` callback: every ``every`` epochs set the prior's concentration to the
-    method-of-moments estimate from the posterior means ``E[z|x]`` on ``x``.
+    method-of-moments estimate from one posterior draw ``z_n ~ q(z|x_n)`` per example
+    (moments of the aggregate posterior), clipped to ``[min_alpha, max_alpha]``.
 
     The model's prior must be a :class:`vaekit.DirichletPrior`.
     """
     from .priors import DirichletPrior
 
     xs = jnp.asarray(x, dtype=jnp.float32)
+    key = jax.random.key(0) if key is None else key
 
     def callback(state):
         prior = state.model.prior
@@ -201,13 +209,16 @@ def moment_prior_update(
             )
         if state.epoch % every:
             return None
-        means = jnp.concatenate(
-            [state.model.encoder.mean(xs[i : i + batch_size]) for i in range(0, xs.shape[0], batch_size)]
+        k = jax.random.fold_in(key, state.epoch)
+        draws = jnp.concatenate(
+            [
+                state.model.posterior(xs[i : i + batch_size]).sample(jax.random.fold_in(k, i))
+                for i in range(0, xs.shape[0], batch_size)
+            ]
         )
-        alpha = jnp.maximum(moments_concentration(means), min_alpha)
+        alpha = jnp.clip(moments_concentration(draws), min_alpha, max_alpha)
         new = fixed(jnp.log(alpha)) if isinstance(prior.log_alpha, Fixed) else jnp.log(alpha)
         model = eqx.tree_at(lambda m: m.prior.log_alpha, state.model, new)
         return state._replace(model=model)
 
     return callback
-
