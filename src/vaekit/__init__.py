@@ -59,6 +59,7 @@ from .flows import FlowPosterior as FlowPosterior, IAF as IAF, Planar as Planar
 from .priors import DirichletPrior as DirichletPrior, FamilyPrior as FamilyPrior, VampPrior as VampPrior
 from .regularizers import mmd as mmd, mmd_objective as mmd_objective
 from .vamp import VampVAE as VampVAE
+from . import nets as nets
 
 __version__ = "0.1.0"
 
@@ -120,6 +121,7 @@ __all__ = [
     "mmd_objective",
     "VampVAE",
     "families",
+    "nets",
     "dirichlet",
     "discrete",
     "flows",
