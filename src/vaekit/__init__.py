@@ -60,6 +60,7 @@ from .priors import DirichletPrior as DirichletPrior, FamilyPrior as FamilyPrior
 from .regularizers import mmd as mmd, mmd_objective as mmd_objective
 from .vamp import VampVAE as VampVAE
 from . import nets as nets
+from .plots_latent import plot_latent as plot_latent, plot_simplex as plot_simplex
 
 __version__ = "0.1.0"
 
@@ -122,6 +123,8 @@ __all__ = [
     "VampVAE",
     "families",
     "nets",
+    "plot_latent",
+    "plot_simplex",
     "dirichlet",
     "discrete",
     "flows",
