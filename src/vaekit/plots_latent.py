@@ -48,7 +48,8 @@ def plot_simplex(z: ArrayLike, labels: ArrayLike | None = None, *, ax: Any = Non
         _, ax = plt.subplots(figsize=(5, 4.5))
     xy = simplex_to_plane(z)
     ax.plot(*np.vstack([TRIANGLE, TRIANGLE[:1]]).T, color="k", lw=0.8)
-    sc = ax.scatter(xy[:, 0], xy[:, 1], c=None if labels is None else np.asarray(labels), s=s, cmap="tab10")
+    kw = {} if labels is None else {"c": np.asarray(labels), "cmap": "tab10"}
+    sc = ax.scatter(xy[:, 0], xy[:, 1], s=s, **kw)
     if labels is not None:
         ax.figure.colorbar(sc, ax=ax)
     ax.set_aspect("equal")
@@ -74,7 +75,8 @@ def plot_latent(model: Any, x: ArrayLike, labels: ArrayLike | None = None, *, ax
     plt = _plt()
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4.5))
-    sc = ax.scatter(z[:, 0], z[:, 1], c=None if labels is None else np.asarray(labels), s=4, cmap="tab10")
+    kw = {} if labels is None else {"c": np.asarray(labels), "cmap": "tab10"}
+    sc = ax.scatter(z[:, 0], z[:, 1], s=4, **kw)
     if labels is not None:
         ax.figure.colorbar(sc, ax=ax)
     ax.set_xlabel("z1")
