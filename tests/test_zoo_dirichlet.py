@@ -121,7 +121,6 @@ def test_dirichlet_vae_trains_with_moment_prior_update(digits_binary, getkey):
     model = vk.presets.dirichlet_vae(64, key=getkey(), latent_dim=5, hidden=(32,), newton_steps=3)
     assert model.encoder.sampler == "knowles" and model.encoder.kl_form == "multigamma"
     alpha0 = np.asarray(model.prior.alpha)
-    before = float(jnp.mean(-vk.elbo(model, x, getkey(), n_samples=4)))
     seen = []
     kk = getkey()
     update = vk.moment_prior_update(x, key=kk)
@@ -132,8 +131,8 @@ def test_dirichlet_vae_trains_with_moment_prior_update(digits_binary, getkey):
         return out
 
     model, hist = vk.fit(model, x, key=getkey(), epochs=4, batch_size=32, optimizer=vk.default_optimizer(3e-3), callback=callback)
-    after = float(jnp.mean(-vk.elbo(model, x, getkey(), n_samples=4)))
-    assert np.isfinite(hist["train_loss"]).all() and after < before - 1.0, (before, after, hist)
+    loss = hist["train_loss"]
+    assert np.isfinite(loss).all() and loss[-1] < loss[0] - 1.0, loss
     alpha1 = np.asarray(model.prior.alpha)
     assert not np.allclose(alpha0, alpha1)
     np.testing.assert_allclose(alpha1, seen[-1][1], rtol=1e-6)  # fit continued from the update

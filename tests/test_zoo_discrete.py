@@ -72,12 +72,10 @@ def test_learned_baseline_is_fitted_and_model_trains(digits_binary, getkey):
     model = vk.presets.build("discrete_vae", 64, key=getkey(), latent_dim=8, hidden=(32,))
     assert isinstance(model, vk.BaselineVAE)
     opts = vk.presets.fit_options("discrete_vae")
-    loss = opts["objective"]
-    before = float(jnp.mean(loss(model, x, getkey(), 0)))
     b0 = _flat(model.baseline)
-    model, hist = vk.fit(model, x, key=getkey(), epochs=4, batch_size=64, optimizer=vk.default_optimizer(3e-3), **opts)
-    after = float(jnp.mean(loss(model, x, getkey(), 0)))
-    assert after < before - 1.0
+    model, hist = vk.fit(model, x, key=getkey(), epochs=4, batch_size=32, optimizer=vk.default_optimizer(3e-3), **opts)
+    loss = hist["train_loss"]
+    assert np.isfinite(loss).all() and loss[-1] < loss[0] - 1.0, loss
     assert not np.allclose(b0, _flat(model.baseline))
     with pytest.raises(TypeError, match="BaselineVAE"):
         reinforce_surrogate(_tiny("bernoulli", getkey, False), x[:2, :4], getkey(), baseline="learned")
@@ -126,6 +124,6 @@ def test_gumbel_softmax_vae_trains(digits_binary, getkey):
     assert vk.presets.fit_options("discrete_vae", latent="concrete") == {}
     q = model.posterior(x[:4])
     assert q.has_rsample and q.event_shape == (4, 5)
-    before = float(jnp.mean(-vk.elbo(model, x, getkey(), n_samples=4)))
-    model, _ = vk.fit(model, x, key=getkey(), epochs=4, batch_size=64, optimizer=vk.default_optimizer(3e-3))
-    assert float(jnp.mean(-vk.elbo(model, x, getkey(), n_samples=4))) < before - 1.0
+    model, hist = vk.fit(model, x, key=getkey(), epochs=4, batch_size=32, optimizer=vk.default_optimizer(3e-3))
+    loss = hist["train_loss"]
+    assert np.isfinite(loss).all() and loss[-1] < loss[0] - 1.0, loss

@@ -122,8 +122,6 @@ def test_family_as_encoder_gives_finite_elbo_gradients(cls, mult, prior, digits_
 def test_family_encoder_trains(i, digits_binary, getkey):
     x = digits_binary[:256]
     model = _model(*LATENTS[i], getkey)
-    before = float(jnp.mean(-vk.elbo(model, x, getkey(), n_samples=4)))
-    model, hist = vk.fit(model, x, key=getkey(), epochs=5, batch_size=64)
-    after = float(jnp.mean(-vk.elbo(model, x, getkey(), n_samples=4)))
-    assert np.isfinite(hist["train_loss"]).all()
-    assert after < before - 1.0
+    model, hist = vk.fit(model, x, key=getkey(), epochs=5, batch_size=32, optimizer=vk.default_optimizer(3e-3))
+    loss = hist["train_loss"]
+    assert np.isfinite(loss).all() and loss[-1] < loss[0] - 1.0, loss

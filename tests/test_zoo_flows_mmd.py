@@ -80,10 +80,9 @@ def test_flow_vae_trains(kind, digits_binary, getkey):
     x = digits_binary[:256]
     model = vk.presets.build("flow_vae", 64, key=getkey(), latent=kind, latent_dim=2, hidden=(32,), n_flows=2)
     assert isinstance(model.encoder, vk.FlowPosterior)
-    before = float(jnp.mean(-vk.elbo(model, x, getkey(), n_samples=4)))
-    model, hist = vk.fit(model, x, key=getkey(), epochs=4, batch_size=64, optimizer=vk.default_optimizer(3e-3))
-    assert np.isfinite(hist["train_loss"]).all()
-    assert float(jnp.mean(-vk.elbo(model, x, getkey(), n_samples=4))) < before - 1.0
+    model, hist = vk.fit(model, x, key=getkey(), epochs=4, batch_size=32, optimizer=vk.default_optimizer(3e-3))
+    loss = hist["train_loss"]
+    assert np.isfinite(loss).all() and loss[-1] < loss[0] - 1.0, loss
 
 
 def _gauss_kernel_mean(a, s, b, t, h):
@@ -137,9 +136,9 @@ def test_mmd_objective_trains_through_fit(codes, kernel, digits_binary, getkey):
     x = digits_binary[:256]
     model = vk.presets.vae(64, key=getkey(), latent_dim=2, hidden=(32,))
     loss = vk.mmd_objective(weight=10.0, kernel=kernel, codes=codes)
-    before = float(jnp.mean(loss(model, x, getkey(), 0)))
-    model, hist = vk.fit(model, x, key=getkey(), epochs=4, batch_size=64, objective=loss, optimizer=vk.default_optimizer(3e-3))
-    assert float(jnp.mean(loss(model, x, getkey(), 0))) < before - 1.0
+    model, hist = vk.fit(model, x, key=getkey(), epochs=4, batch_size=32, objective=loss, optimizer=vk.default_optimizer(3e-3))
+    h = hist["train_loss"]
+    assert np.isfinite(h).all() and h[-1] < h[0] - 1.0, h
     with pytest.raises(ValueError, match="'rbf', 'imq'"):
         vk.mmd_objective(kernel="gauss")
     with pytest.raises(ValueError, match="'sample', 'mean'"):

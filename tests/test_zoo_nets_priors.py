@@ -11,13 +11,12 @@ from vaekit.nets import Conv1dDecoder, Conv1dEncoder, ConvDecoder, ConvEncoder
 from vaekit.plots_latent import simplex_to_plane
 
 
-@pytest.mark.parametrize("shape", [(28, 28), (32, 32, 3)])
-@pytest.mark.parametrize("res_blocks", [0, 1])
+@pytest.mark.parametrize("shape,res_blocks", [((28, 28), 1), ((32, 32, 3), 0), ((32, 32, 1), 1)])
 def test_conv_vae_any_image_size(shape, res_blocks, getkey):
     model = vk.presets.conv_vae(shape, key=getkey(), latent_dim=4, hidden=(4, 8), res_blocks=res_blocks, likelihood="gaussian")
     assert model.data_shape == shape
     x = jax.random.uniform(getkey(), (3, *shape))
-    v, g = eqx.filter_value_and_grad(lambda m: -jnp.mean(vk.elbo(m, x, jax.random.key(0))))(model)
+    v, g = eqx.filter_jit(eqx.filter_value_and_grad(lambda m: -jnp.mean(vk.elbo(m, x, jax.random.key(0)))))(model)
     assert np.isfinite(float(v))
     leaves = [np.asarray(a) for a in jax.tree_util.tree_leaves(eqx.filter(g, eqx.is_array))]
     assert all(np.isfinite(a).all() for a in leaves) and max(np.abs(a).max() for a in leaves) > 0
@@ -44,9 +43,9 @@ def test_audio_frames_conv1d_vae_trains(getkey):
     assert Conv1dEncoder((100,), 4, key=getkey())(x[0]).shape == (4,)
     assert Conv1dDecoder(2, (100, 2), params_per_value=2, key=getkey())(jnp.zeros(2)).shape == (100, 4)
     model = vk.presets.build("conv_vae", (100,), key=getkey(), latent_dim=2, hidden=(8, 8), likelihood="gaussian")
-    before = float(jnp.mean(-vk.elbo(model, x, jax.random.key(0))))
     model, hist = vk.fit(model, x, key=getkey(), epochs=4, batch_size=32, optimizer=vk.default_optimizer(3e-3))
-    assert float(jnp.mean(-vk.elbo(model, x, jax.random.key(0)))) < before - 1.0
+    loss = hist["train_loss"]
+    assert np.isfinite(loss).all() and loss[-1] < loss[0] - 1.0, loss
 
 
 def test_vamp_prior_is_the_encoder_mixture(digits_binary, getkey):
