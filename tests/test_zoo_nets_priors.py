@@ -11,7 +11,7 @@ from vaekit.nets import Conv1dDecoder, Conv1dEncoder, ConvDecoder, ConvEncoder
 from vaekit.plots_latent import simplex_to_plane
 
 
-@pytest.mark.parametrize("shape,res_blocks", [((28, 28), 1), ((32, 32, 3), 0), ((32, 32, 1), 1)])
+@pytest.mark.parametrize("shape,res_blocks", [((28, 28), 1), ((32, 32, 3), 1)])
 def test_conv_vae_any_image_size(shape, res_blocks, getkey):
     model = vk.presets.conv_vae(shape, key=getkey(), latent_dim=4, hidden=(4, 8), res_blocks=res_blocks, likelihood="gaussian")
     assert model.data_shape == shape
@@ -36,13 +36,13 @@ def test_conv_shapes_and_layout(getkey):
 
 
 def test_audio_frames_conv1d_vae_trains(getkey):
-    t = jnp.linspace(0, 1, 100)
+    t = jnp.linspace(0, 1, 50)
     k1, k2 = jax.random.split(getkey())
-    freq = jax.random.uniform(k1, (128, 1), minval=2, maxval=6)
-    x = jnp.sin(2 * jnp.pi * freq * t) + 0.05 * jax.random.normal(k2, (128, 100))
-    assert Conv1dEncoder((100,), 4, key=getkey())(x[0]).shape == (4,)
-    assert Conv1dDecoder(2, (100, 2), params_per_value=2, key=getkey())(jnp.zeros(2)).shape == (100, 4)
-    model = vk.presets.build("conv_vae", (100,), key=getkey(), latent_dim=2, hidden=(8, 8), likelihood="gaussian")
+    freq = jax.random.uniform(k1, (96, 1), minval=2, maxval=6)
+    x = jnp.sin(2 * jnp.pi * freq * t) + 0.05 * jax.random.normal(k2, (96, 50))
+    assert Conv1dEncoder((50,), 4, key=getkey())(x[0]).shape == (4,)
+    assert Conv1dDecoder(2, (50, 2), params_per_value=2, key=getkey())(jnp.zeros(2)).shape == (50, 4)
+    model = vk.presets.build("conv_vae", (50,), key=getkey(), latent_dim=2, hidden=(4, 4), likelihood="gaussian")
     model, hist = vk.fit(model, x, key=getkey(), epochs=4, batch_size=32, optimizer=vk.default_optimizer(3e-3))
     loss = hist["train_loss"]
     assert np.isfinite(loss).all() and loss[-1] < loss[0] - 1.0, loss

@@ -116,7 +116,7 @@ def _features_arg(shape: tuple[int, ...]) -> int | tuple[int, ...]:
     return shape[0] if len(shape) == 1 else shape
 
 
-def _encoder(latent: str, in_size: int, net_factory: Callable[[int], Any], latent_dim: int, *, num_classes: int, temperature: float, key, sampler="implicit", kl="dirichlet", newton_steps=0, n_flows=2):
+def _encoder(latent: str, net_factory: Callable[[int], Any], latent_dim: int, *, num_classes: int, temperature: float, key, sampler="implicit", kl="dirichlet", newton_steps=0, n_flows=2):
     from . import dirichlet, discrete, families, flows
 
     d = latent_dim
@@ -227,7 +227,7 @@ def vae(
     if latent == "dirichlet" and latent_dim < 2:
         raise ValueError("latent='dirichlet' needs latent_dim >= 2 (a simplex of dimension latent_dim).")
     k1, k2, k3, k4 = jax.random.split(key, 4)
-    enc = _encoder(latent, 0, _mlp_factory(shape, hidden, activation, k1), latent_dim, num_classes=num_classes, temperature=temperature, key=k3, n_flows=n_flows)
+    enc = _encoder(latent, _mlp_factory(shape, hidden, activation, k1), latent_dim, num_classes=num_classes, temperature=temperature, key=k3, n_flows=n_flows)
     p = _prior(latent, prior, latent_dim, num_classes=num_classes, temperature=temperature, n_components=n_components, prior_alpha=0.98, key=k4)
     dec = decoder_for(likelihood, _latent_size(latent, latent_dim, num_classes), _features_arg(shape), hidden, activation, k2, variance=variance)
     if p is None:
@@ -299,7 +299,7 @@ def dirichlet_vae(
     if not isinstance(latent_dim, int) or latent_dim < 2:
         raise ValueError(f"dirichlet_vae needs latent_dim >= 2, got {latent_dim!r}.")
     k1, k2 = jax.random.split(key)
-    enc = _encoder("dirichlet", 0, _mlp_factory(shape, hidden, activation, k1), latent_dim, num_classes=0, temperature=1.0, key=k1, sampler=sampler, kl=kl, newton_steps=newton_steps)
+    enc = _encoder("dirichlet", _mlp_factory(shape, hidden, activation, k1), latent_dim, num_classes=0, temperature=1.0, key=k1, sampler=sampler, kl=kl, newton_steps=newton_steps)
     dec = decoder_for(likelihood, latent_dim, _features_arg(shape), hidden, activation, k2)
     return VAE(prior=DirichletPrior(latent_dim, prior_alpha), encoder=enc, decoder=dec)
 
@@ -347,7 +347,7 @@ def conv_vae(
     widths = tuple(int(h) for h in hidden)
     Enc, Dec = (Conv1dEncoder, Conv1dDecoder) if len(shape) == 1 else (ConvEncoder, ConvDecoder)
     k1, k2, k3 = jax.random.split(key, 3)
-    enc = _encoder(latent, 0, lambda out: Enc(shape, out, widths, res_blocks=res_blocks, key=k1), latent_dim, num_classes=0, temperature=1.0, key=k1)
+    enc = _encoder(latent, lambda out: Enc(shape, out, widths, res_blocks=res_blocks, key=k1), latent_dim, num_classes=0, temperature=1.0, key=k1)
     m = _params_per_value(likelihood, variance)
     dec = _wrap_decoder(likelihood, Dec(latent_dim, shape, widths[::-1], params_per_value=m, res_blocks=res_blocks, key=k2), variance)
     p = _prior(latent, prior, latent_dim, num_classes=0, temperature=1.0, n_components=10, prior_alpha=1.0, key=k3)
