@@ -16,9 +16,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/demo.py
+	$(VENV)/bin/vaekit train --data digits --latent-dim 2 --hidden 500 --epochs 100 --batch-size 50 --out runs/demo --overwrite
+	$(VENV)/bin/vaekit evaluate runs/demo --split test --iw-samples 5000
+	$(VENV)/bin/vaekit report runs/demo
+	@echo "demo run folder: $(CURDIR)/runs/demo (open $(CURDIR)/runs/demo/report.html)"
 
 test: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean:

@@ -37,6 +37,12 @@ from .priors import (
     StandardNormal as StandardNormal,
 )
 from .training import TrainState as TrainState, Trainer as Trainer, default_optimizer as default_optimizer, fit as fit, make_loss as make_loss
+from . import datasets as datasets
+from .io import load as load, save as save
+from .preprocessing import Preprocessor as Preprocessor
+from . import distributed as distributed
+from .data_source import ArraySource as ArraySource, Source as Source
+from .training import map_batches as map_batches
 
 # --- model zoo (issue 5) ---
 from . import families as families, dirichlet as dirichlet, discrete as discrete, flows as flows, regularizers as regularizers
@@ -66,6 +72,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "VAE",
+    "ArraySource",
+    "Source",
+    "distributed",
+    "map_batches",
     "Bernoulli",
     "BernoulliPrior",
     "Beta",
@@ -95,6 +105,10 @@ __all__ = [
     "kl_divergence",
     "log_likelihood",
     "make_loss",
+    "datasets",
+    "load",
+    "save",
+    "Preprocessor",
     "reconstruct",
     "resolve",
     "sample",

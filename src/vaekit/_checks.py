@@ -35,8 +35,11 @@ def as_data(x: Any, name: str = "x") -> np.ndarray:
     return a
 
 
-def check_data(model: VAE, x: Any, name: str = "x") -> jax.Array:
-    """Validate ``x [batch, *data]`` against ``model`` and return it as a float32 array."""
+def check_data(model: VAE, x: Any, name: str = "x", support: bool = True) -> jax.Array:
+    """Validate ``x [batch, *data]`` against ``model`` and return it as a float32 array.
+
+    ``support=False`` skips the decoder-support check (data transformed per batch,
+    e.g. dynamically binarized, need only be in the support after the transform)."""
     a = as_data(x, name)
     data_shape = model.data_shape
     if a.shape[1:] != data_shape:
@@ -51,7 +54,7 @@ def check_data(model: VAE, x: Any, name: str = "x") -> jax.Array:
         raise ValueError(
             f"The encoder cannot take {name} with examples of shape {a.shape[1:]}: {e}"
         ) from None
-    ok = np.asarray(model.decoder.support_check(jnp.asarray(a, jnp.float32)))
+    ok = np.asarray(model.decoder.support_check(jnp.asarray(a, jnp.float32))) if support else np.ones(1, bool)
     if not ok.all():
         raise ValueError(
             f"{name} has values outside the support of the decoder "

@@ -264,8 +264,9 @@ class StudentT(_LocScale):
 class Bernoulli(Conditional):
     """Bernoulli with logits ``net(x)``; data in {0, 1}.
 
-    ``log_prob`` uses ``max(l, 0) - l*y + log1p(exp(-|l|))``: exact and finite for
-    ``|logits|`` up to 1e4 and beyond.
+    ``log_prob`` is ``y log sigmoid(l) + (1 - y) log sigmoid(-l)`` with a stable
+    log-sigmoid: exact and finite for ``|logits|`` up to 1e4 and beyond, with the right
+    gradient everywhere (also at ``l = 0``, where numpyro's ``|l|`` form gives 1, not 1/2).
     """
 
     support: ClassVar[Any] = constraints.boolean
@@ -278,7 +279,7 @@ class Bernoulli(Conditional):
 
     def _build(self, params, batch_ndim):
         (logits,) = params
-        return nd.BernoulliLogits(logits).to_event(_event_dims(logits, batch_ndim))
+        return _BernoulliLogits(logits).to_event(_event_dims(logits, batch_ndim))
 
 
 class Beta(Conditional):
@@ -369,6 +370,14 @@ class Categorical(Conditional):
         if self.one_hot:
             return jnp.all((y == 0) | (y == 1), -1) & (jnp.sum(y, -1) == 1)
         return (y >= 0) & (y < self.num_classes) & (y == jnp.round(y))
+
+
+class _BernoulliLogits(nd.BernoulliLogits):
+    """BernoulliLogits with a log-prob whose gradient is right at logits == 0."""
+
+    def log_prob(self, value):
+        value = jnp.asarray(value, dtype=self.logits.dtype)
+        return value * jax.nn.log_sigmoid(self.logits) + (1 - value) * jax.nn.log_sigmoid(-self.logits)
 
 
 class _IntCategorical(nd.CategoricalLogits):

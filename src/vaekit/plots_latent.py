@@ -1,6 +1,6 @@
 """Latent-space plots: codes on the 2-D plane or on the probability simplex (matplotlib).
 
-matplotlib is imported only when a plot is drawn (``pip install 'vaekit[plots]'``).
+matplotlib is imported only when a plot is drawn.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _plt():
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError("Plots need matplotlib: pip install 'vaekit[plots]'.") from None
+        raise ImportError("Plots need matplotlib: pip install matplotlib.") from None
     return plt
 
 

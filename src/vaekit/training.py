@@ -1,7 +1,8 @@
-"""In-memory training: one compiled ``lax.scan`` per epoch with the data on the device."""
+"""Training: one compiled ``lax.scan`` per epoch (or per streamed chunk), on one or many devices."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -11,9 +12,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import NamedSharding, PartitionSpec
 from jaxtyping import Array, PRNGKeyArray
 
 from ._checks import check_batch_size, check_data
+from ._prefetch import Prefetcher
+from ._streaming import Placement, as_source, chunk_batches, read_chunk, read_rows, to_local
+from .data_source import Source
+from .distributed import resolve_devices
 from ._fixed import trainable
 from .model import VAE
 from .objectives import _check_options, elbo, iwae_bound
@@ -27,14 +33,35 @@ LossFn = Callable[[VAE, Array, PRNGKeyArray, Array], Array]
 def default_optimizer(learning_rate: float | optax.Schedule = 1e-3, clip_norm: float = 100.0):
     """Global-norm clipping, Adam, and skipping non-finite updates.
 
+    Equal arguments give the same (pure) transformation object, so repeated
+    :func:`fit` calls with equal settings reuse the compiled epoch instead of
+    recompiling.
+
     The recipe of the Dirichlet-VAE original (ClipNorm, NoNaN, ADAM): an update whose
     gradient has a NaN/inf is dropped (up to 10 in a row, then it is applied so the
     failure shows).
     """
+    return _cached(_default_optimizer, learning_rate, clip_norm)
+
+
+def _default_optimizer(learning_rate, clip_norm):
     return optax.apply_if_finite(
         optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate)),
         max_consecutive_errors=10,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_call(fn, *args):
+    return fn(*args)
+
+
+def _cached(fn, *args):
+    """``fn(*args)``, memoised when the arguments are hashable (pure factories only)."""
+    try:
+        return _cached_call(fn, *args)
+    except TypeError:  # unhashable argument
+        return fn(*args)
 
 
 def make_loss(
@@ -57,6 +84,11 @@ def make_loss(
     if objective not in OBJECTIVES:
         raise ValueError(f"Unknown objective={objective!r}. Valid values: 'elbo', 'iwae', or a callable.")
     _check_options(kl=kl, estimator=estimator, n_samples=n_samples)
+    # Equal settings give the same function, so fit() reuses its compiled epoch.
+    return _cached(_make_loss, beta, n_samples, kl, estimator, objective)
+
+
+def _make_loss(beta, n_samples, kl, estimator, objective) -> LossFn:
     if objective == "iwae":
         return lambda m, x, k, step: -iwae_bound(m, x, k, k=n_samples, estimator=estimator)
 
@@ -92,15 +124,42 @@ class Trainer(eqx.Module):
     on-device data is drawn from the epoch key, and each step gathers its batch,
     computes the loss gradient on the trainable arrays (``vk.trainable``) and applies
     the optimizer. Fixed arrays and everything else pass through unchanged.
+    ``train_chunk`` runs the same steps over a chunk of batches read from a streamed
+    :class:`~vaekit.data_source.Source`.
+
+    With ``batch_sharding`` (a ``NamedSharding`` splitting the batch axis over a device
+    mesh) every batch is split across the devices, parameters and optimizer state stay
+    replicated, and XLA averages the gradients across devices (data parallelism).
     """
 
     optimizer: optax.GradientTransformation = eqx.field(static=True)
     loss_fn: LossFn = eqx.field(static=True)
     batch_size: int = eqx.field(static=True)
     batch_transform: BatchTransform | None = eqx.field(static=True, default=None)
+    batch_sharding: NamedSharding | None = eqx.field(static=True, default=None)
 
     def init(self, model: VAE) -> optax.OptState:
         return self.optimizer.init(eqx.filter(model, trainable(model)))
+
+    def _step(self, static, carry, xb: Array, k: PRNGKeyArray):
+        """One optimizer step on batch ``xb [batch, *data]`` with step key ``k``."""
+        d, o, s = carry
+        if self.batch_sharding is not None:
+            xb = jax.lax.with_sharding_constraint(xb, self.batch_sharding)
+        if self.batch_transform is not None:
+            k, kt = jax.random.split(k)
+            xb = self.batch_transform(kt, xb)
+
+        def loss(d, xb, k, s):
+            return jnp.mean(self.loss_fn(eqx.combine(d, static), xb, k, s))
+
+        value, grads = jax.value_and_grad(loss)(d, xb, k, s)
+        updates, o = self.optimizer.update(grads, o, d)
+        d = optax.apply_updates(d, updates)
+        if self.batch_sharding is not None:
+            rep = NamedSharding(self.batch_sharding.mesh, PartitionSpec())
+            d, o = jax.lax.with_sharding_constraint((d, o), rep)
+        return (d, o, s + 1), value
 
     @eqx.filter_jit
     def train_epoch(self, model: VAE, opt_state, x: Array, key: PRNGKeyArray, step: Array):
@@ -111,24 +170,42 @@ class Trainer(eqx.Module):
         perm = jax.random.permutation(perm_key, n)
         diff, static = eqx.partition(model, trainable(model))
 
-        def loss(d, xb, k, s):
-            return jnp.mean(self.loss_fn(eqx.combine(d, static), xb, k, s))
-
         def body(carry, i):
-            d, o, s = carry
             idx = jax.lax.dynamic_slice_in_dim(perm, i * self.batch_size, self.batch_size)
             xb = jnp.take(x, idx, axis=0)
-            k = jax.random.fold_in(step_key, i)
-            if self.batch_transform is not None:
-                k, kt = jax.random.split(k)
-                xb = self.batch_transform(kt, xb)
-            value, grads = jax.value_and_grad(loss)(d, xb, k, s)
-            updates, o = self.optimizer.update(grads, o, d)
-            d = optax.apply_updates(d, updates)
-            return (d, o, s + 1), value
+            return self._step(static, carry, xb, jax.random.fold_in(step_key, i))
 
         (diff, opt_state, step), losses = jax.lax.scan(
             body, (diff, opt_state, step), jnp.arange(n_batches)
+        )
+        return eqx.combine(diff, static), opt_state, step, losses
+
+    @eqx.filter_jit
+    def train_chunk(
+        self, model: VAE, opt_state, xc: Array, key: PRNGKeyArray, step: Array, offset: Array, n_valid: Array
+    ):
+        """Batches ``offset .. offset + n_valid - 1`` of an epoch, given as ``xc [chunk, batch, *data]``.
+
+        ``key`` is the epoch key (as for :meth:`train_epoch`), so batch ``i`` of the epoch
+        gets the same step key in both; batches ``>= n_valid`` (padding of the last chunk,
+        which keeps the shape fixed) are skipped. Returns ``(model, opt_state, step,
+        losses [chunk])`` with NaN losses for skipped batches.
+        """
+        _, step_key = jax.random.split(key)
+        diff, static = eqx.partition(model, trainable(model))
+
+        def body(carry, inp):
+            i, xb = inp
+            k = jax.random.fold_in(step_key, offset + i)
+            return jax.lax.cond(
+                i < n_valid,
+                lambda c: self._step(static, c, xb, k),
+                lambda c: (c, jnp.full((), jnp.nan, jnp.float32)),
+                carry,
+            )
+
+        (diff, opt_state, step), losses = jax.lax.scan(
+            body, (diff, opt_state, step), (jnp.arange(xc.shape[0]), xc)
         )
         return eqx.combine(diff, static), opt_state, step, losses
 
@@ -150,6 +227,23 @@ class Trainer(eqx.Module):
         total, _ = jax.lax.scan(body, jnp.zeros(()), jnp.arange(n_batches))
         return total / n
 
+    @eqx.filter_jit
+    def evaluate_chunk(
+        self, model: VAE, xc: Array, mask: Array, key: PRNGKeyArray, step: Array, offset: Array
+    ) -> Array:
+        """Summed loss over the examples ``mask [chunk, batch]`` of ``xc [chunk, batch, *data]``.
+
+        Batch ``i`` of the chunk is batch ``offset + i`` of :meth:`evaluate`, with the same key.
+        """
+
+        def body(total, inp):
+            i, xb, m = inp
+            lv = self.loss_fn(model, xb, jax.random.fold_in(key, offset + i), step)
+            return total + jnp.sum(jnp.where(m, lv, 0.0)), None
+
+        total, _ = jax.lax.scan(body, jnp.zeros(()), (jnp.arange(xc.shape[0]), xc, mask))
+        return total
+
 
 def fit(
     model: VAE,
@@ -169,38 +263,87 @@ def fit(
     callback: Callable[[TrainState], Any] | None = None,
     batch_transform: BatchTransform | None = None,
     resume: TrainState | None = None,
+    devices: Any = None,
+    max_chunk_bytes: int = 256 * 2**20,
+    prefetch: int = 2,
 ) -> tuple[VAE, dict[str, list[float]]]:
-    """Train ``model`` on in-memory data; return ``(model, history)``.
+    """Train ``model``; return ``(model, history)``.
 
     Each epoch is one compiled ``lax.scan`` over ``len(x_train) // batch_size`` batches
     of a fresh permutation (the remainder of the permutation is skipped that epoch);
     the data sit on the device, no Python runs per step, and nothing recompiles after
     the first epoch. Arrays wrapped in ``vk.fixed`` are not changed.
 
-    :param x_train: ``[n, *data]`` numeric array.
+    Data larger than memory: pass a :class:`vaekit.data_source.Source` (e.g.
+    ``ArraySource(np.load(path, mmap_mode="r"))``) as ``x_train``/``x_val``. The epoch's
+    permutation is drawn on the host from the same key, chunks of batches of at most
+    ``max_chunk_bytes`` are read by a background thread (``prefetch`` chunks ahead) and
+    each chunk runs as one compiled scan of fixed shape. The result equals in-memory
+    training on the same data with the same key (up to float rounding).
+
+    Several devices: ``devices=jax.devices()`` (or ``"all"``, or a count) trains
+    data-parallel: every batch is split across the devices along its leading axis,
+    parameters and optimizer state are replicated, and XLA averages the gradients.
+    After :func:`vaekit.distributed.initialize` this spans all processes; each process
+    then reads only its devices' rows of a streamed ``Source``. ``batch_size`` must be
+    divisible by the number of devices.
+
+    :param x_train: ``[n, *data]`` numeric array, or a ``Source``.
     :param key: PRNG key; the same key gives bit-identical results.
     :param optimizer: optax transformation; default :func:`default_optimizer`.
-    :param x_val: optional validation data, evaluated after every epoch.
+    :param x_val: optional validation data (array or ``Source``), evaluated after every epoch.
     :param beta: KL weight or schedule ``beta(step)``; see :func:`make_loss`.
     :param callback: ``callback(state)`` with a :class:`TrainState` after each epoch
         (checkpointing, early stopping, progress bars); return ``True`` to stop, or a
         modified :class:`TrainState` to continue from it (e.g. updated prior parameters).
+        In multi-process runs every process calls it; write files only where
+        :func:`vaekit.distributed.is_main_process`.
     :param batch_transform: ``transform(key, xb) -> xb`` applied to every training
         batch inside the compiled step (e.g. dynamic binarization).
     :param resume: a :class:`TrainState` from a callback; training continues from its
         epoch with its optimizer state, and ends bit-identical to an uninterrupted run
         with the same ``key`` (epoch ``e`` always uses ``fold_in(key, e)``).
-    :returns: the trained model and ``history`` with ``"train_loss"`` (mean over the
-        epoch's batches), ``"val_loss"`` (when ``x_val`` is given; negative ELBO on all
-        of ``x_val``) and ``"time"`` (seconds per epoch), nats per example.
+    :param devices: ``None`` (default device), ``"all"``, a device count, or a list of
+        jax devices to train data-parallel on.
+    :param max_chunk_bytes: for a streamed ``Source``: the most float32 bytes read and
+        copied to the devices at once (one chunk of whole batches).
+    :param prefetch: for a streamed ``Source``: chunks read ahead in the background.
+    :returns: the trained model (as ordinary single-device arrays) and ``history`` with
+        ``"train_loss"`` (mean over the epoch's batches), ``"val_loss"`` (when ``x_val``
+        is given; the loss on all of ``x_val``) and ``"time"`` (seconds per epoch),
+        nats per example.
     """
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}.")
     loss_fn = make_loss(beta=beta, n_samples=n_samples, kl=kl, estimator=estimator, objective=objective)
-    x = check_data(model, x_train, "x_train")
-    bs = check_batch_size(batch_size, x.shape[0])
-    xv = check_data(model, x_val, "x_val") if x_val is not None else None
-    trainer = Trainer(optimizer or default_optimizer(), loss_fn, bs, batch_transform)
+    chunk_batches(max_chunk_bytes, 1, (), 1)  # validates max_chunk_bytes
+    devs = resolve_devices(devices)
+    place = Placement(devs) if devs is not None else None
+    stream = isinstance(x_train, Source)
+    support = batch_transform is None  # a transform (e.g. dynamic binarization) makes the data valid
+    x = (
+        _check_source(model, x_train, "x_train", max_chunk_bytes, support)
+        if stream
+        else check_data(model, x_train, "x_train", support=support)
+    )
+    n_train = len(x) if stream else x.shape[0]
+    bs = check_batch_size(batch_size, n_train)
+    if place is not None and bs % place.n_devices:
+        lo = bs - bs % place.n_devices
+        raise ValueError(
+            f"batch_size={bs} is not divisible by the {place.n_devices} devices; each device "
+            f"gets an equal share of every batch. Use a multiple of {place.n_devices}, e.g. "
+            f"{lo or place.n_devices} or {lo + place.n_devices}."
+        )
+    if x_val is None:
+        xv = None
+    elif isinstance(x_val, Source):
+        xv = _check_source(model, x_val, "x_val", max_chunk_bytes)
+    else:
+        xv = check_data(model, x_val, "x_val")
+    trainer = Trainer(
+        optimizer or default_optimizer(), loss_fn, bs, batch_transform, place.batch if place else None
+    )
     if resume is not None:
         model, opt_state, step, start = resume.model, resume.opt_state, resume.step, resume.epoch
         history = {k: list(v) for k, v in resume.history.items()}
@@ -209,15 +352,30 @@ def fit(
         history = {"train_loss": [], "time": []}
         if xv is not None:
             history["val_loss"] = []
+    if place is not None:
+        model, opt_state, step = place.replicate((model, opt_state, step))
+        if not stream:
+            x = place.replicate(x)
+        if xv is not None and not isinstance(xv, Source):
+            xv = place.replicate(xv)
+    rep = place.replicate if place is not None else (lambda t: t)
     train_key, val_key = jax.random.split(key)
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
-        model, opt_state, step, losses = trainer.train_epoch(
-            model, opt_state, x, jax.random.fold_in(train_key, epoch), step
-        )
+        ekey = jax.random.fold_in(train_key, epoch)
+        if stream:
+            model, opt_state, step, losses = _stream_epoch(
+                trainer, model, opt_state, x, ekey, step, place, max_chunk_bytes, prefetch
+            )
+        else:
+            model, opt_state, step, losses = trainer.train_epoch(model, opt_state, x, rep(ekey), step)
         history["train_loss"].append(float(jnp.mean(losses)))
-        if xv is not None:
-            history["val_loss"].append(float(trainer.evaluate(model, xv, val_key, step)))
+        if isinstance(xv, Source):
+            history["val_loss"].append(
+                _stream_evaluate(trainer, model, xv, val_key, step, place, max_chunk_bytes, prefetch)
+            )
+        elif xv is not None:
+            history["val_loss"].append(float(trainer.evaluate(model, xv, rep(val_key), step)))
         history["time"].append(time.perf_counter() - t0)
         if verbose:
             val = f"  val {history['val_loss'][-1]:.3f}" if xv is not None else ""
@@ -232,7 +390,7 @@ def fit(
             if out is True:
                 break
             if isinstance(out, TrainState):  # e.g. a method-of-moments prior update
-                model, opt_state, step = out.model, out.opt_state, out.step
+                model, opt_state, step = rep((out.model, out.opt_state, out.step))
     if history["train_loss"] and not np.isfinite(history["train_loss"]).all():
         import warnings
 
@@ -241,4 +399,131 @@ def fit(
             RuntimeWarning,
             stacklevel=2,
         )
+    if place is not None:
+        model = to_local(model)
     return model, history
+
+
+def _check_source(model: VAE, source: Source, name: str, max_bytes: int, support: bool = True) -> Source:
+    """Validate a streamed source against ``model`` on its first examples (at most ``max_bytes``)."""
+    shape = tuple(source.example_shape)
+    if shape != model.data_shape:
+        raise ValueError(
+            f"{name} has examples of shape {shape} but the model's decoder produces examples "
+            f"of shape {model.data_shape}. Build the model for this data."
+        )
+    if len(source) == 0:
+        raise ValueError(f"{name} is an empty data source; pass at least one example.")
+    rows = max(1, min(len(source), 256, max_bytes // (4 * max(1, int(np.prod(shape))))))
+    check_data(model, read_rows(source, np.arange(rows)), name, support=support)
+    return source
+
+
+def _stream_epoch(trainer: Trainer, model, opt_state, source: Source, key, step, place, max_bytes, prefetch):
+    """One epoch over a streamed source: the same batches and keys as ``train_epoch``."""
+    bs = trainer.batch_size
+    n = len(source)
+    n_batches = n // bs
+    perm_key, _ = jax.random.split(key)
+    perm = np.asarray(jax.random.permutation(perm_key, n))[: n_batches * bs].reshape(n_batches, bs)
+    c = chunk_batches(max_bytes, bs, source.example_shape, n_batches)
+    sharding = place.chunk if place is not None else None
+    rep = place.replicate if place is not None else (lambda t: t)
+
+    def load(start):
+        rows = np.full((c, bs), -1, perm.dtype)
+        got = perm[start : start + c]
+        rows[: len(got)] = got
+        return start, len(got), read_chunk(source, rows, sharding)
+
+    key = rep(key)
+    losses = []
+    with Prefetcher(load, range(0, n_batches, c), prefetch) as chunks:
+        for start, n_valid, xc in chunks:
+            offset, valid = rep((np.asarray(start, np.int32), np.asarray(n_valid, np.int32)))
+            model, opt_state, step, chunk_losses = trainer.train_chunk(
+                model, opt_state, xc, key, step, offset, valid
+            )
+            losses.append((n_valid, chunk_losses))
+    return model, opt_state, step, np.concatenate([np.asarray(v)[:k] for k, v in losses])
+
+
+def _stream_evaluate(trainer: Trainer, model, source: Source, key, step, place, max_bytes, prefetch) -> float:
+    """``Trainer.evaluate`` over a streamed source, chunk by chunk (same batches and keys)."""
+    n = len(source)
+    bs = min(trainer.batch_size, n)
+    n_batches = -(-n // bs)
+    rows_all = np.arange(n_batches * bs)
+    rows_all[n:] = -1
+    rows_all = rows_all.reshape(n_batches, bs)
+    c = chunk_batches(max_bytes, bs, source.example_shape, n_batches)
+    sharding = None
+    if place is not None:
+        sharding = place.chunk if bs % place.n_devices == 0 else place.replicated
+    rep = place.replicate if place is not None else (lambda t: t)
+
+    def load(start):
+        rows = np.full((c, bs), -1, rows_all.dtype)
+        got = rows_all[start : start + c]
+        rows[: len(got)] = got
+        mask = rows >= 0
+        return start, read_chunk(source, rows, sharding), mask
+
+    key = rep(key)
+    total = 0.0
+    with Prefetcher(load, range(0, n_batches, c), prefetch) as chunks:
+        for start, xc, mask in chunks:
+            mask, offset = rep((mask, np.asarray(start, np.int32)))
+            total += float(trainer.evaluate_chunk(model, xc, mask, key, step, offset))
+    return total / n
+
+
+def map_batches(
+    fn: Callable[[Array], Any],
+    data: Any,
+    batch_size: int,
+    *,
+    max_chunk_bytes: int = 64 * 2**20,
+    prefetch: int = 2,
+) -> Any:
+    """Apply ``fn`` to ``data`` batch by batch with constant memory; concatenate the outputs.
+
+    ``fn(xb [batch_size, *data]) -> pytree of [batch_size, ...]`` arrays is compiled once
+    (the last batch is padded to ``batch_size`` and its padding dropped from the output).
+    ``data`` is an array or a :class:`~vaekit.data_source.Source` (a memmap, an image
+    folder, ...): chunks of at most ``max_chunk_bytes`` are read ahead in a background
+    thread, so only a few chunks and the per-example outputs are ever in memory. Use it
+    to score files larger than memory, e.g.
+    ``map_batches(lambda xb: vk.elbo(model, xb, key), source, 1000)``.
+
+    :returns: the outputs of ``fn`` concatenated along the leading axis, as numpy arrays.
+    """
+    source = as_source(data)
+    n = len(source)
+    if n == 0:
+        raise ValueError("map_batches got empty data; pass at least one example.")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+    bs = min(batch_size, n)
+    n_batches = -(-n // bs)
+    c = chunk_batches(max_chunk_bytes, bs, source.example_shape, n_batches)
+    jfn = jax.jit(fn)
+
+    def load(start):
+        rows = np.arange(start * bs, min(n, (start + c) * bs))
+        return rows.size, read_chunk(source, _pad_rows(rows, c * bs).reshape(c, bs), None)
+
+    outs = []
+    with Prefetcher(load, range(0, n_batches, c), prefetch) as chunks:
+        for size, xc in chunks:
+            for b in range(-(-size // bs)):
+                keep = min(bs, size - b * bs)
+                out = jfn(xc[b])
+                outs.append(jax.tree.map(lambda a: np.asarray(a)[:keep], out))
+    return jax.tree.map(lambda *a: np.concatenate(a), *outs)
+
+
+def _pad_rows(rows: np.ndarray, size: int) -> np.ndarray:
+    out = np.full(size, -1, np.int64)
+    out[: rows.size] = rows
+    return out

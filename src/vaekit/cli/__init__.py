@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CLIError, ValueError, TypeError, FileNotFoundError, FileExistsError, KeyError) as e:
+    except (CLIError, ValueError, TypeError, FileNotFoundError, FileExistsError, KeyError, ImportError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"vaekit {args.command}: error: {msg}", file=sys.stderr)
         return 2
