@@ -55,6 +55,30 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'vaekit' has no attribute {name!r}")
 
 
+# --- model zoo (issue 5) ---
+from . import families as families, dirichlet as dirichlet, discrete as discrete, flows as flows, regularizers as regularizers
+from .families import (
+    CauchyConditional as Cauchy,
+    ExponentialConditional as Exponential,
+    GumbelConditional as Gumbel,
+    KumaraswamyConditional as Kumaraswamy,
+    LogisticConditional as Logistic,
+    WeibullConditional as Weibull,
+)
+from .dirichlet import DirichletLatent as DirichletLatent, moment_prior_update as moment_prior_update
+from .discrete import (
+    BaselineVAE as BaselineVAE,
+    ConcretePrior as ConcretePrior,
+    GumbelSoftmax as GumbelSoftmax,
+    reinforce_objective as reinforce_objective,
+)
+from .flows import FlowPosterior as FlowPosterior, IAF as IAF, Planar as Planar
+from .priors import DirichletPrior as DirichletPrior, FamilyPrior as FamilyPrior, VampPrior as VampPrior
+from .regularizers import mmd as mmd, mmd_objective as mmd_objective
+from .vamp import VampVAE as VampVAE
+from . import nets as nets
+from .plots_latent import plot_latent as plot_latent, plot_simplex as plot_simplex
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -102,4 +126,34 @@ __all__ = [
     "resolve",
     "sample",
     "trainable",
+    # model zoo
+    "Cauchy",
+    "Exponential",
+    "Gumbel",
+    "Kumaraswamy",
+    "Logistic",
+    "Weibull",
+    "DirichletLatent",
+    "moment_prior_update",
+    "BaselineVAE",
+    "ConcretePrior",
+    "GumbelSoftmax",
+    "reinforce_objective",
+    "FlowPosterior",
+    "IAF",
+    "Planar",
+    "DirichletPrior",
+    "FamilyPrior",
+    "VampPrior",
+    "mmd",
+    "mmd_objective",
+    "VampVAE",
+    "families",
+    "nets",
+    "plot_latent",
+    "plot_simplex",
+    "dirichlet",
+    "discrete",
+    "flows",
+    "regularizers",
 ]

@@ -82,7 +82,7 @@ class Samples(NamedTuple):
 def sample(model: VAE, key: PRNGKeyArray, n: int) -> Samples:
     """Draw ``n`` codes from the prior and decode them: decoder means and samples."""
     kz, kx = jax.random.split(key)
-    z = model.prior.sample(kz, n)
+    z = model.prior_dist().sample(kz, (n,))  # prior_dist: VampVAE's prior needs the encoder
     return Samples(z, model.decoder.mean(z), model.likelihood(z).sample(kx))
 
 

@@ -126,3 +126,107 @@ class CategoricalPrior(Prior):
 
     def dist(self):
         return OneHotCategoricalLogits(value(self.logits)).to_event(1)
+
+
+class FamilyPrior(Prior):
+    """``dim`` independent copies of a numpyro family with given parameters.
+
+    ``FamilyPrior(nd.Exponential, 4, 1.0)`` is ``Exponential(1)^4``;
+    ``FamilyPrior(nd.Beta, 3, 1.0, 1.0)`` the uniform prior on ``(0, 1)^3``. Parameters
+    are fixed unless ``trainable=True`` (then they are stored raw: keep them in the
+    family's domain, e.g. positive).
+    """
+
+    family: type = eqx.field(static=True)
+    params: tuple
+
+    def __init__(self, family: type, dim: int, *params: ArrayLike, trainable: bool = False):
+        if not isinstance(dim, int) or dim <= 0:
+            raise ValueError(f"FamilyPrior(dim): dim must be a positive int, got {dim!r}.")
+        if not (isinstance(family, type) and issubclass(family, nd.Distribution)):
+            raise TypeError(f"FamilyPrior needs a numpyro Distribution class, got {family!r}.")
+        arrs = tuple(jnp.broadcast_to(jnp.asarray(p, dtype=jnp.float32), (dim,)) for p in params)
+        self.family = family
+        self.params = arrs if trainable else tuple(fixed(a) for a in arrs)
+
+    def dist(self):
+        return self.family(*(value(p) for p in self.params)).to_event(1)
+
+
+class DirichletPrior(Prior):
+    """Dirichlet prior over ``dim`` simplex coordinates with concentration ``alpha``.
+
+    Fixed by default (Joo et al. 2019 use ``alpha = 0.98``); ``trainable=True`` learns
+    ``log alpha`` by gradient, and :func:`vaekit.dirichlet.moment_prior_update` sets it
+    by the method of moments between epochs.
+    """
+
+    log_alpha: Array | Fixed
+
+    def __init__(self, dim: int, alpha: ArrayLike = 0.98, *, trainable: bool = False):
+        if not isinstance(dim, int) or dim < 2:
+            raise ValueError(f"DirichletPrior(dim): dim must be an int >= 2, got {dim!r}.")
+        a = jnp.broadcast_to(jnp.asarray(alpha, dtype=jnp.float32), (dim,))
+        _positive_array("DirichletPrior alpha", a)
+        self.log_alpha = jnp.log(a) if trainable else fixed(jnp.log(a))
+
+    @property
+    def alpha(self) -> Array:
+        return jnp.exp(value(self.log_alpha))
+
+    def dist(self):
+        return nd.Dirichlet(jnp.exp(value(self.log_alpha)))
+
+
+class VampPrior(Prior):
+    """VampPrior (Tomczak & Welling 2018): ``p(z) = 1/K sum_k q(z | u_k)``.
+
+    Holds the ``K`` trainable pseudo-inputs ``u [K, *data]``; the mixture needs the
+    encoder, so use it inside :class:`vaekit.vamp.VampVAE` (whose ``prior_dist()``
+    builds the mixture with the model's own encoder). Build with
+    :meth:`from_data` to initialise from the data.
+    """
+
+    pseudo_inputs: Array | Fixed
+
+    def __init__(self, pseudo_inputs: ArrayLike):
+        u = jnp.asarray(pseudo_inputs, dtype=jnp.float32)
+        if u.ndim < 2 or u.shape[0] < 1:
+            raise ValueError(
+                f"VampPrior pseudo_inputs must be [K, *data] with K >= 1, got shape {u.shape}."
+            )
+        self.pseudo_inputs = u
+
+    @classmethod
+    def from_data(
+        cls, x: ArrayLike, k: int, *, key: PRNGKeyArray, init: str = "random", noise: float = 0.01
+    ) -> "VampPrior":
+        """``k`` pseudo-inputs from data ``x [n, *data]``.
+
+        :param init: ``"random"`` (``k`` distinct random training examples) or
+            ``"mean"`` (the data mean plus ``N(0, noise^2)`` jitter, as in the paper's code).
+        """
+        x = jnp.asarray(x, dtype=jnp.float32)
+        if init not in ("random", "mean"):
+            raise ValueError(f"Unknown init={init!r}. Valid values: 'random', 'mean'.")
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"VampPrior needs k >= 1 pseudo-inputs, got {k!r}.")
+        if init == "random":
+            if k > x.shape[0]:
+                raise ValueError(f"init='random' needs k <= number of examples ({x.shape[0]}), got k={k}.")
+            idx = jax.random.choice(key, x.shape[0], (k,), replace=False)
+            return cls(x[idx])
+        mean = jnp.mean(x, 0)
+        return cls(mean[None] + noise * jax.random.normal(key, (k, *mean.shape)))
+
+    def mixture(self, encoder) -> nd.Distribution:
+        """``1/K sum_k q(z | u_k)`` for ``encoder`` (a :class:`vaekit.Conditional`)."""
+        comp = encoder.dist(value(self.pseudo_inputs))  # batch [K]
+        k = comp.batch_shape[0]
+        return nd.MixtureSameFamily(nd.CategoricalLogits(jnp.zeros(k)), comp)
+
+    def dist(self):
+        raise ValueError(
+            "VampPrior needs the encoder: use it in vk.VampVAE (model.prior_dist()), or "
+            "call prior.mixture(encoder)."
+        )

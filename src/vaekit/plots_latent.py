@@ -1,0 +1,86 @@
+"""Latent-space plots: codes on the 2-D plane or on the probability simplex (matplotlib).
+
+matplotlib is imported only when a plot is drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from jax.typing import ArrayLike
+
+#: corners of the 2-simplex in the plane (an equilateral triangle)
+TRIANGLE = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, math.sqrt(3) / 2]])
+
+
+def _plt():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("Plots need matplotlib: pip install matplotlib.") from None
+    return plt
+
+
+def simplex_to_plane(p: ArrayLike) -> np.ndarray:
+    """Barycentric map of points on the 2-simplex ``p [n, 3]`` to the triangle, ``[n, 2]``."""
+    p = np.asarray(p, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 3:
+        raise ValueError(f"simplex_to_plane needs points of shape [n, 3], got {p.shape}.")
+    return p @ TRIANGLE
+
+
+def plot_simplex(z: ArrayLike, labels: ArrayLike | None = None, *, ax: Any = None, path: str | None = None, s: float = 4.0):
+    """Scatter simplex codes ``z [n, K]``; ``K > 3`` keeps the 3 coordinates with the
+    largest mean and renormalises. Saves to ``path`` when given. Returns the axes."""
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] < 3:
+        raise ValueError(f"plot_simplex needs codes of shape [n, K] with K >= 3, got {z.shape}.")
+    if z.shape[1] > 3:
+        keep = np.argsort(-z.mean(0))[:3]
+        z = z[:, keep] / np.maximum(z[:, keep].sum(1, keepdims=True), 1e-12)
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4.5))
+    xy = simplex_to_plane(z)
+    ax.plot(*np.vstack([TRIANGLE, TRIANGLE[:1]]).T, color="k", lw=0.8)
+    kw = {} if labels is None else {"c": np.asarray(labels), "cmap": "tab10"}
+    sc = ax.scatter(xy[:, 0], xy[:, 1], s=s, **kw)
+    if labels is not None:
+        ax.figure.colorbar(sc, ax=ax)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if path is not None:
+        ax.figure.savefig(path, dpi=100, bbox_inches="tight")
+    return ax
+
+
+def plot_latent(model: Any, x: ArrayLike, labels: ArrayLike | None = None, *, ax: Any = None, path: str | None = None):
+    """Posterior means of ``x`` (``model.encoder.mean``): on the simplex for Dirichlet-type
+    codes, else the first two coordinates (PCA to 2-D when there are more). Returns the axes."""
+    z = np.asarray(model.encoder.mean(np.asarray(x, dtype=np.float32)), dtype=np.float64).reshape(len(x), -1)
+    on_simplex = z.shape[1] >= 3 and np.all(z >= -1e-6) and np.allclose(z.sum(1), 1.0, atol=1e-4)
+    if on_simplex:
+        return plot_simplex(z, labels, ax=ax, path=path)
+    if z.shape[1] > 2:
+        zc = z - z.mean(0)
+        _, _, vt = np.linalg.svd(zc, full_matrices=False)
+        z = zc @ vt[:2].T
+    elif z.shape[1] == 1:
+        z = np.hstack([z, np.zeros_like(z)])
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4.5))
+    kw = {} if labels is None else {"c": np.asarray(labels), "cmap": "tab10"}
+    sc = ax.scatter(z[:, 0], z[:, 1], s=4, **kw)
+    if labels is not None:
+        ax.figure.colorbar(sc, ax=ax)
+    ax.set_xlabel("z1")
+    ax.set_ylabel("z2")
+    if path is not None:
+        ax.figure.savefig(path, dpi=100, bbox_inches="tight")
+    return ax
