@@ -46,10 +46,8 @@ def build(kind: str, hidden: tuple[int, ...], latent: int, key, x_train) -> vk.V
     if kind == "vampprior":
         # pseudo-inputs initialised at training examples (Tomczak & Welling 2018)
         idx = np.asarray(jax.random.choice(k3, len(x_train), (500,), replace=False))
-        prior = vk.VampPrior(enc, x_train[idx])  # type: ignore[attr-defined]
-    else:
-        prior = vk.StandardNormal(latent)
-    return vk.VAE(prior=prior, encoder=enc, decoder=dec)
+        return vk.VampVAE(vk.VampPrior(x_train[idx]), enc, dec)
+    return vk.VAE(prior=vk.StandardNormal(latent), encoder=enc, decoder=dec)
 
 
 def main() -> None:
