@@ -59,6 +59,14 @@ def has_analytic_kl(q: nd.Distribution, p: nd.Distribution) -> bool:
     return True
 
 
+def closed_form(q: nd.Distribution, p: nd.Distribution) -> Array | None:
+    """``KL(q || p)`` from the closed-form registry, or ``None`` when none is registered."""
+    try:
+        return _registry(q, p)
+    except NotImplementedError:
+        return None
+
+
 def kl_divergence(
     q: nd.Distribution,
     p: nd.Distribution,
@@ -76,8 +84,9 @@ def kl_divergence(
     """
     if method not in KL_METHODS:
         raise ValueError(f"Unknown kl={method!r}. Valid values: 'auto', 'analytic', 'mc'.")
-    if method != "mc" and has_analytic_kl(q, p):
-        return _registry(q, p)
+    exact = closed_form(q, p) if method != "mc" else None
+    if exact is not None:
+        return exact
     if method == "analytic":
         raise ValueError(
             f"kl='analytic': no closed-form KL is known for {_name(q)} against "
