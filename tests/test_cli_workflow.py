@@ -234,3 +234,20 @@ def test_lattice_of_28x28_images_is_1400_pixels(tmp_path, getkey):
     x = (np.random.default_rng(0).random((30, 784)) > 0.5).astype(np.float32)
     plots.latent_scatter(m3, x, np.arange(30) % 3, tmp_path / "s.png")  # PCA of 3-D means
     assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_vamp_runs_start_the_decoder_at_the_data_marginal(tmp_path, monkeypatch):
+    """``vaekit train --model vamp_vae`` applies ``init_output_bias`` (without it a
+    VampPrior VAE can collapse; see tests/test_zoo_vamp_training.py)."""
+    seen = []
+    real = vrun.init_output_bias
+
+    def spy(model, x):
+        seen.append(np.asarray(x).shape)
+        return real(model, x)
+
+    monkeypatch.setattr(vrun, "init_output_bias", spy)
+    assert _train(tmp_path / "vamp", "--model", "vamp_vae", "--epochs", "1") == 0
+    assert len(seen) == 1 and seen[0][1] == 64
+    assert _train(tmp_path / "plain", "--epochs", "1") == 0
+    assert len(seen) == 1  # only VampPrior models

@@ -24,6 +24,7 @@ from .distributions import (
     StudentT as StudentT,
 )
 from .kl import kl_divergence as kl_divergence
+from .initialization import init_output_bias as init_output_bias
 from .model import VAE as VAE, Samples as Samples, encode as encode, reconstruct as reconstruct, sample as sample
 from . import presets as presets
 from .nets import MLP as MLP
@@ -116,6 +117,7 @@ __all__ = [
     "fixed",
     "iwae_bound",
     "kl_divergence",
+    "init_output_bias",
     "log_likelihood",
     "make_loss",
     "datasets",

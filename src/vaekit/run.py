@@ -39,8 +39,10 @@ import optax
 from . import datasets, io as vio, presets
 from ._fixed import trainable
 from .distributed import barrier, is_main_process
+from .initialization import init_output_bias
 from .preprocessing import Preprocessor
 from .training import TrainState, default_optimizer, fit
+from .vamp import VampVAE
 
 #: Every configuration key with its default. ``None`` means "not set".
 DEFAULTS: dict[str, Any] = {
@@ -404,6 +406,13 @@ def train(
         model = vio.build_model(spec, model_key)
     except TypeError as e:
         raise ValueError(f"Model {cfg['model']!r} does not accept these options: {e}") from None
+    if isinstance(model, VampVAE) and not resume and not _is_source(data.x):
+        # A VampPrior moves with the encoder, so nothing anchors the latents early on:
+        # start the decoder at the data marginal, or the encoder can collapse.
+        try:
+            model = init_output_bias(model, data.x)
+        except TypeError:
+            pass  # a decoder this does not apply to (e.g. a conv net)
     bs = min(cfg["batch_size"], len(data.x))
     steps = len(data.x) // bs
     optimizer = make_optimizer(cfg, steps)
