@@ -373,11 +373,15 @@ class Categorical(Conditional):
 
 
 class _BernoulliLogits(nd.BernoulliLogits):
-    """BernoulliLogits with a log-prob whose gradient is right at logits == 0."""
+    """BernoulliLogits with a log-prob whose gradient is right at logits == 0.
+
+    ``y l - softplus(l)`` equals ``y log sigmoid(l) + (1 - y) log sigmoid(-l)`` and needs
+    one softplus instead of two (``jax.nn.softplus`` is stable for any ``|l|``).
+    """
 
     def log_prob(self, value):
         value = jnp.asarray(value, dtype=self.logits.dtype)
-        return value * jax.nn.log_sigmoid(self.logits) + (1 - value) * jax.nn.log_sigmoid(-self.logits)
+        return value * self.logits - jax.nn.softplus(self.logits)
 
 
 class _IntCategorical(nd.CategoricalLogits):
