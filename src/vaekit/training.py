@@ -45,10 +45,52 @@ def default_optimizer(learning_rate: float | optax.Schedule = 1e-3, clip_norm: f
 
 
 def _default_optimizer(learning_rate, clip_norm):
-    return optax.apply_if_finite(
-        optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate)),
-        max_consecutive_errors=10,
-    )
+    return clip_skip_nonfinite(optax.adam(learning_rate), clip_norm, max_consecutive_errors=10)
+
+
+class SkipNonFiniteState(NamedTuple):
+    """State of :func:`clip_skip_nonfinite`: the inner state and counts of skipped steps."""
+
+    inner_state: Any
+    notfinite_count: Array  # consecutive non-finite gradients so far
+    total_notfinite: Array
+
+
+def clip_skip_nonfinite(
+    inner: optax.GradientTransformation, clip_norm: float, *, max_consecutive_errors: int = 10
+) -> optax.GradientTransformation:
+    """Global-norm clipping, then ``inner``; a step whose gradient is not finite is skipped.
+
+    The same updates as ``optax.apply_if_finite(optax.chain(optax.clip_by_global_norm(
+    clip_norm), inner), max_consecutive_errors)``, but cheaper per step: one global norm
+    serves both the finiteness check (a NaN or inf anywhere makes the norm non-finite)
+    and the clipping, and a skipped step keeps the old state through ``jnp.where``
+    selects that XLA fuses into ``inner``'s elementwise loops, instead of a ``lax.cond``
+    that materialises the state (0.76 -> 0.53 ms per step for the 0.8 M parameters of
+    the reference model on 2 CPU cores; BENCHMARKS.md). A skipped step returns zero
+    updates and leaves ``inner``'s state unchanged; after ``max_consecutive_errors``
+    skips in a row the update is applied anyway, so the failure shows. A finite gradient
+    whose norm overflows float32 also counts as non-finite.
+    """
+
+    def init(params):
+        zero = jnp.zeros([], jnp.int32)
+        return SkipNonFiniteState(inner.init(params), zero, zero)
+
+    def update(updates, state, params=None):
+        norm = optax.tree.norm(updates)
+        finite = jnp.isfinite(norm)
+        count = jnp.where(finite, 0, state.notfinite_count + 1)
+        apply = finite | (count > max_consecutive_errors)
+        clip = norm < clip_norm  # as optax.clip_by_global_norm
+        updates = jax.tree.map(lambda t: jnp.where(clip, t, (t / norm.astype(t.dtype)) * clip_norm), updates)
+        new_updates, new_inner = inner.update(updates, state.inner_state, params)
+        new_updates = jax.tree.map(lambda u: jnp.where(apply, u, jnp.zeros_like(u)), new_updates)
+        new_inner = jax.tree.map(lambda n, o: jnp.where(apply, n, o), new_inner, state.inner_state)
+        total = state.total_notfinite + (~finite).astype(jnp.int32)
+        return new_updates, SkipNonFiniteState(new_inner, count, total)
+
+    return optax.GradientTransformation(init, update)
 
 
 @functools.lru_cache(maxsize=64)
