@@ -13,9 +13,11 @@ for a ladder of programs that add one part of the step at a time:
 6. ``vaekit default``: ``vk.fit`` with ``vk.default_optimizer`` (clipping, skip non-finite).
 
 The differences between rows are the cost of each part. With ``--trace DIR`` it also
-writes a ``jax.profiler`` trace of one vaekit epoch (open it in Perfetto / TensorBoard).
+writes a ``jax.profiler`` trace of one vaekit epoch (open it in Perfetto / TensorBoard)
+and prints the XLA operations that took the most time in it (per step, summed over the
+runtime's threads; match the names with an ``XLA_FLAGS=--xla_dump_to=DIR`` dump).
 
-    python bench/profile_step.py [--hidden 500] [--batch 200] [--trace /tmp/trace]
+    python bench/profile_step.py [--hidden 500] [--batch 200] [--trace /tmp/trace] [--top 15]
 """
 
 from __future__ import annotations
@@ -48,12 +50,39 @@ def best_of(f, *args, repeats: int = 3) -> float:
     return min(times)
 
 
+def top_ops(trace_dir: str, steps: int, n: int) -> None:
+    """Print the ``n`` XLA operations of a trace with the most time (ms per step)."""
+    import collections
+    import glob
+
+    files = sorted(glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"), recursive=True))
+    if not files:
+        print(f"# no .xplane.pb under {trace_dir}")
+        return
+    data = jax.profiler.ProfileData.from_file(files[-1])
+    per_op: dict[str, float] = collections.defaultdict(float)
+    for plane in data.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_XLA"):  # XLA's runtime threads
+                continue
+            for ev in line.events:
+                if not ev.name.startswith(("ThunkExecutor", "SlinkyThreadPool")):
+                    per_op[ev.name] += ev.duration_ns
+    total = sum(per_op.values())
+    print(f"\noperations of one vaekit epoch by time (all runtime threads: {total / 1e6 / steps:.2f} ms per step)\n")
+    print("| operation | ms/step | share |")
+    print("|---|---|---|")
+    for name, ns in sorted(per_op.items(), key=lambda kv: -kv[1])[:n]:
+        print(f"| {name} | {ns / 1e6 / steps:.3f} | {ns / total:.0%} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hidden", type=int, default=500)
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--trace", default=None, help="write a jax.profiler trace of one vaekit epoch here")
+    ap.add_argument("--top", type=int, default=15, help="with --trace: how many operations to list")
     args = ap.parse_args()
     B, H, D, L, S = args.batch, args.hidden, 784, 2, args.steps
     print(f"# jax {jax.__version__}, {jax.devices()[0]}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}; {machine()}")
@@ -128,6 +157,7 @@ def main() -> None:
         with jax.profiler.trace(args.trace):
             vk.fit(model, xn, key=jax.random.key(1), epochs=1, batch_size=B, optimizer=optax.adam(1e-3))
         print(f"# trace written to {args.trace}")
+        top_ops(args.trace, S, args.top)
 
     peak = max(matmul_peak() for _ in range(3))
     flops = flops_per_example(H) * B * S
