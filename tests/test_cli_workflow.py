@@ -64,7 +64,7 @@ def test_evaluate_sample_reconstruct_report(run_dir, tmp_path, capsys):
         assert a.size[0] > 3 * 8 and b.size[0] > 5 * 8
     assert main(["report", str(run_dir)]) == 0
     html = (run_dir / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5 and "log_likelihood" in html
+    assert html.count("data:image/png;base64,") == 6 and "log_likelihood" in html  # with the interpolation strip
     with Image.open(run_dir / "plots" / "lattice.png") as lattice:
         assert lattice.size == (50 * 24, 50 * 24)  # 50 x 50 tiles of 8 x 8 pixels scaled by 3
     assert main(["sample", str(run_dir), "--output", str(tmp_path / "s.txt")]) == 2

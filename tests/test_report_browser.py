@@ -30,7 +30,7 @@ def test_report_renders_in_chromium(tmp_path):
             images = page.eval_on_selector_all(
                 "img", "els => els.map(e => ({alt: e.alt, w: e.naturalWidth, h: e.naturalHeight, done: e.complete}))"
             )
-            assert len(images) == 5
+            assert len(images) == 6  # loss, latent, samples, reconstructions, interpolation, lattice
             for im in images:
                 assert im["done"] and im["w"] > 0 and im["h"] > 0, im
             assert page.locator("h1").inner_text().startswith("vaekit run")

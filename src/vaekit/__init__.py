@@ -18,6 +18,7 @@ from .distributions import (
     Beta as Beta,
     Categorical as Categorical,
     Conditional as Conditional,
+    ContinuousBernoulli as ContinuousBernoulli,
     Dirichlet as Dirichlet,
     Gaussian as Gaussian,
     Laplace as Laplace,
@@ -78,7 +79,13 @@ from .priors import DirichletPrior as DirichletPrior, FamilyPrior as FamilyPrior
 from .regularizers import mmd as mmd, mmd_objective as mmd_objective
 from .vamp import VampVAE as VampVAE
 from . import nets as nets
-from .plots_latent import plot_latent as plot_latent, plot_simplex as plot_simplex
+from .plots_latent import (
+    plot_interpolation as plot_interpolation,
+    plot_latent as plot_latent,
+    plot_simplex as plot_simplex,
+    plot_traversal as plot_traversal,
+)
+from .latent import LatentPath as LatentPath, interpolate as interpolate, traverse as traverse
 
 __version__ = "0.1.0"
 
@@ -96,6 +103,7 @@ __all__ = [
     "Categorical",
     "CategoricalPrior",
     "Conditional",
+    "ContinuousBernoulli",
     "Dirichlet",
     "Fixed",
     "Gaussian",
@@ -154,6 +162,11 @@ __all__ = [
     "nets",
     "plot_latent",
     "plot_simplex",
+    "plot_interpolation",
+    "plot_traversal",
+    "interpolate",
+    "traverse",
+    "LatentPath",
     "dirichlet",
     "discrete",
     "flows",

@@ -69,6 +69,7 @@ def _support_hint(dec) -> str:
     return {
         "Bernoulli": "values must be 0 or 1",
         "Beta": "values must lie strictly between 0 and 1",
+        "ContinuousBernoulli": "values must lie in [0, 1]",
         "Dirichlet": "each example must be non-negative and sum to 1",
         "Categorical": "values must be class indices (or one-hot rows)",
     }.get(type(dec).__name__, "see the family's support")
@@ -78,6 +79,7 @@ def _support_fix(dec) -> str:
     return {
         "Bernoulli": "Binarize the data (e.g. x = (x > 0.5)) or use a Gaussian/Beta decoder.",
         "Beta": "Rescale into (0, 1), e.g. clip to [1e-3, 1 - 1e-3].",
+        "ContinuousBernoulli": "Rescale into [0, 1] (e.g. divide 0-255 pixels by 255) or use a Gaussian decoder.",
     }.get(type(dec).__name__, "Transform the data or choose another decoder family.")
 
 

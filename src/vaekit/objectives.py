@@ -19,6 +19,8 @@ Gradient estimators (``estimator=``):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -196,6 +198,7 @@ def log_likelihood(
     n_samples: int = 5000,
     chunk_size: int = 500,
     block_size: int | None = None,
+    progress: Callable[[int], Any] | None = None,
 ) -> Array:
     """Importance-sampled ``log p(x) ~= log (1/K) sum_k p(x, z_k) / q(z_k|x)``, ``z_k ~ q``.
 
@@ -211,6 +214,8 @@ def log_likelihood(
     depend on the blocking (its keys are ``fold_in(key, index)``).
 
     :param x: ``[batch, *data]``.
+    :param progress: called with the number of examples finished after each block
+        (e.g. a progress bar's ``update``); the blocks are then waited for one by one.
     :returns: ``[batch]`` nats.
     """
     _check_options(n_samples=n_samples, chunk_size=chunk_size)
@@ -232,4 +237,6 @@ def log_likelihood(
             xb = jnp.concatenate([xb, jnp.repeat(xb[-1:], pad, 0)])
             kb = jnp.concatenate([kb, jnp.repeat(kb[-1:], pad, 0)])
         out.append(_ll_block(model, xb, kb, n_samples, chunk, est)[: block - pad])
+        if progress is not None:
+            progress(int(out[-1].block_until_ready().shape[0]))
     return jnp.concatenate(out)

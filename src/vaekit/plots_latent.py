@@ -84,3 +84,45 @@ def plot_latent(model: Any, x: ArrayLike, labels: ArrayLike | None = None, *, ax
     if path is not None:
         ax.figure.savefig(path, dpi=100, bbox_inches="tight")
     return ax
+
+
+def _strip(values: np.ndarray, image_shape, titles, ax, path):
+    """A row of images (``image_shape``) or one line per point, on ``ax``."""
+    plt = _plt()
+    v = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    n = len(v)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(min(12, 1.2 * n), 1.6) if image_shape else (6, 4))
+    if image_shape is not None:
+        h, w = tuple(image_shape)[:2]
+        tiles = np.clip(v, 0, 1).reshape(n, *image_shape)
+        gap = np.ones((h, 1, *tiles.shape[3:]))
+        row = np.concatenate([np.concatenate([t, gap], 1) for t in tiles], 1)[:, :-1]
+        ax.imshow(row, cmap="gray" if row.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([(w + 1) * i + w / 2 for i in range(n)], titles or [""] * n, fontsize=6)
+        ax.set_yticks([])
+    else:
+        cmap = plt.get_cmap("viridis")
+        for i, row in enumerate(v):
+            ax.plot(row, lw=0.8, color=cmap(i / max(1, n - 1)), label=None if titles is None else titles[i])
+        if titles is not None and n <= 12:
+            ax.legend(fontsize=6, ncol=2)
+    if path is not None:
+        ax.figure.savefig(path, dpi=100, bbox_inches="tight")
+    return ax
+
+
+def plot_interpolation(result: Any, *, image_shape=None, ax: Any = None, path: str | None = None):
+    """Draw the decoder means of :func:`vaekit.interpolate` in order: a strip of images
+    (``image_shape=(h, w)``) or one line per point, coloured from start to end. Returns the axes."""
+    mean = np.asarray(getattr(result, "mean", result))
+    n = len(mean)
+    titles = [f"t={t:.2f}" for t in np.linspace(0, 1, n)]
+    return _strip(mean, image_shape, titles, ax, path)
+
+
+def plot_traversal(result: Any, values: ArrayLike, *, image_shape=None, ax: Any = None, path: str | None = None):
+    """Draw the decoder means of :func:`vaekit.traverse` labelled with the coordinate ``values``. Returns the axes."""
+    mean = np.asarray(getattr(result, "mean", result))
+    titles = [f"{v:.3g}" for v in np.asarray(values, dtype=np.float64).reshape(-1)]
+    return _strip(mean, image_shape, titles, ax, path)

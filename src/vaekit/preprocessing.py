@@ -10,6 +10,10 @@ Kinds:
 * ``"standardize"``: ``(x - mean) / std`` per feature (constant features get std 1).
 * ``"minmax"``: ``(x - min) / (max - min)`` per feature into ``[0, 1]``.
 * ``"binarize"``: ``x > threshold`` (0/1), for Bernoulli decoders.
+* ``"scale"``: ``x / divisor`` (e.g. 0-255 pixels into ``[0, 1]``; ``divisor`` 255 when
+  the training data exceed 1, else 1).
+* ``"clip"``: ``clip(x / divisor, eps, 1 - eps)``, into the open interval a Beta
+  decoder needs (values at 0 or 1 move by ``eps``).
 * ``"dynamic"``: dynamic binarization. Training batches are a fresh Bernoulli draw of
   each value in ``[0, 1]`` per epoch (:meth:`batch_transform`); :meth:`transform` gives a
   fixed draw (seeded) so that evaluation is repeatable.
@@ -22,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-KINDS = ("none", "standardize", "minmax", "binarize", "dynamic")
+KINDS = ("none", "standardize", "minmax", "binarize", "dynamic", "scale", "clip")
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,20 @@ class Preprocessor:
             raise ValueError(f"Unknown preprocessing {self.kind!r}. Valid values: {', '.join(KINDS)}.")
 
     @classmethod
-    def fit(cls, kind: str, x_train: np.ndarray, *, threshold: float = 0.5, seed: int = 0) -> Preprocessor:
-        """Learn the statistics of ``kind`` from ``x_train [n, *shape]``."""
+    def fit(
+        cls,
+        kind: str,
+        x_train: np.ndarray,
+        *,
+        threshold: float = 0.5,
+        seed: int = 0,
+        divisor: float | None = None,
+        eps: float = 1e-3,
+    ) -> Preprocessor:
+        """Learn the statistics of ``kind`` from ``x_train [n, *shape]``.
+
+        :param divisor: for ``"scale"``/``"clip"``; default 255 when ``x_train`` exceeds 1, else 1.
+        """
         if kind not in KINDS:
             raise ValueError(f"Unknown preprocessing {kind!r}. Valid values: {', '.join(KINDS)}.")
         x = np.asarray(x_train, np.float64)
@@ -50,6 +66,16 @@ class Preprocessor:
             return cls(kind, {"min": lo.tolist(), "range": np.where(hi > lo, hi - lo, 1.0).tolist()})
         if kind == "binarize":
             return cls(kind, {"threshold": float(threshold)})
+        if kind in ("scale", "clip"):
+            if divisor is None:
+                divisor = 255.0 if x.size and x.max() > 1 else 1.0
+            if not divisor > 0:
+                raise ValueError(f"divisor must be positive, got {divisor!r}.")
+            if kind == "scale":
+                return cls(kind, {"divisor": float(divisor)})
+            if not 0 < eps < 0.5:
+                raise ValueError(f"eps must be in (0, 0.5), got {eps!r}.")
+            return cls(kind, {"divisor": float(divisor), "eps": float(eps)})
         if kind == "dynamic":
             if x.min() < 0 or x.max() > 1:
                 raise ValueError(
@@ -69,6 +95,10 @@ class Preprocessor:
             return ((x - np.asarray(p["min"], np.float32)) / np.asarray(p["range"], np.float32)).astype(np.float32)
         if self.kind == "binarize":
             return (x > p["threshold"]).astype(np.float32)
+        if self.kind == "scale":
+            return (x / np.float32(p["divisor"])).astype(np.float32)
+        if self.kind == "clip":
+            return np.clip(x / np.float32(p["divisor"]), p["eps"], 1 - p["eps"]).astype(np.float32)
         if self.kind == "dynamic":
             rng = np.random.default_rng(p["seed"])
             return (rng.random(x.shape) < np.clip(x, 0, 1)).astype(np.float32)
@@ -82,6 +112,8 @@ class Preprocessor:
             return x * np.asarray(p["std"], np.float32) + np.asarray(p["mean"], np.float32)
         if self.kind == "minmax":
             return x * np.asarray(p["range"], np.float32) + np.asarray(p["min"], np.float32)
+        if self.kind in ("scale", "clip"):
+            return x * np.float32(p["divisor"])
         return x
 
     def batch_transform(self):

@@ -33,13 +33,14 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
 from ._fixed import fixed
-from .distributions import Bernoulli, Beta, Categorical, Conditional, Gaussian, Laplace, StudentT
+from .distributions import Bernoulli, Beta, Categorical, Conditional, ContinuousBernoulli, Gaussian, Laplace, StudentT
 from .model import VAE
 from .nets import MLP
+from .nets.mlp import ACTIVATIONS as ACTIVATIONS, activation_fn, widths
 from .nets.conv import Conv1dDecoder, Conv1dEncoder, ConvDecoder, ConvEncoder, Unflatten
 from .priors import BernoulliPrior, CategoricalPrior, DirichletPrior, FamilyPrior, MixtureOfGaussians, Normal, StandardNormal
 
-LIKELIHOODS = ("bernoulli", "gaussian", "laplace", "studentt", "beta")
+LIKELIHOODS = ("bernoulli", "gaussian", "laplace", "studentt", "beta", "continuous-bernoulli")
 #: latent families accepted by ``latent=``
 LATENTS = (
     "gaussian", "laplace", "logistic", "cauchy", "gumbel", "exponential", "weibull",
@@ -56,7 +57,7 @@ def _choice(name: str, got: Any, valid: Sequence[str]) -> None:
 
 
 def _params_per_value(likelihood: str, variance: str) -> int:
-    if likelihood == "bernoulli":
+    if likelihood in ("bernoulli", "continuous-bernoulli"):
         return 1
     if likelihood == "beta":
         return 2
@@ -66,6 +67,8 @@ def _params_per_value(likelihood: str, variance: str) -> int:
 def _wrap_decoder(likelihood: str, net, variance: str) -> Conditional:
     if likelihood == "bernoulli":
         return Bernoulli(net)
+    if likelihood == "continuous-bernoulli":
+        return ContinuousBernoulli(net)
     if likelihood == "beta":
         return Beta(net)
     fam = {"gaussian": Gaussian, "laplace": Laplace, "studentt": StudentT}[likelihood]
@@ -83,9 +86,10 @@ def decoder_for(
     ``n_features`` may be a data shape; the output is then reshaped to it.
     """
     _choice("likelihood", likelihood, LIKELIHOODS)
+    hidden, activation = widths(hidden), activation_fn(activation)
     if isinstance(n_features, int):
-        if likelihood == "bernoulli":
-            return Bernoulli(MLP(latent_dim, n_features, hidden, activation, key=key))
+        if likelihood in ("bernoulli", "continuous-bernoulli"):
+            return _wrap_decoder(likelihood, MLP(latent_dim, n_features, hidden, activation, key=key), variance)
         if likelihood == "beta":
             return Beta(MLP(latent_dim, 2 * n_features, hidden, activation, key=key))
         out = {"diag": 2 * n_features, "scalar": n_features + 1}.get(variance, n_features)
@@ -183,6 +187,7 @@ def _prior(latent: str, prior: str | None, d: int, *, num_classes: int, temperat
 
 def _mlp_factory(shape, hidden, activation, key):
     n_in = math.prod(shape)
+    hidden, activation = widths(hidden), activation_fn(activation)
     return lambda out: MLP(n_in, out, hidden, activation, key=key)
 
 
@@ -195,9 +200,9 @@ def vae(
     *,
     key: PRNGKeyArray,
     latent_dim: int = 2,
-    hidden: Sequence[int] = (500,),
+    hidden: int | Sequence[int] = (500,),
     likelihood: str = "bernoulli",
-    activation: Callable[[Array], Array] = jax.nn.tanh,
+    activation: str | Callable[[Array], Array] = jax.nn.tanh,
     variance: str = "diag",
     latent: str = "gaussian",
     prior: str | None = None,
@@ -274,9 +279,9 @@ def dirichlet_vae(
     *,
     key: PRNGKeyArray,
     latent_dim: int = 10,
-    hidden: Sequence[int] = (500,),
+    hidden: int | Sequence[int] = (500,),
     likelihood: str = "bernoulli",
-    activation: Callable[[Array], Array] = jax.nn.tanh,
+    activation: str | Callable[[Array], Array] = jax.nn.tanh,
     sampler: str = "knowles",
     kl: str = "multigamma",
     newton_steps: int = 0,
@@ -321,7 +326,7 @@ def conv_vae(
     *,
     key: PRNGKeyArray,
     latent_dim: int = 16,
-    hidden: Sequence[int] = (32, 64),
+    hidden: int | Sequence[int] = (32, 64),
     likelihood: str = "bernoulli",
     res_blocks: int = 0,
     variance: str = "diag",
@@ -344,12 +349,12 @@ def conv_vae(
         raise ValueError(f"conv_vae variance must be 'diag' or 'fixed', got {variance!r}.")
     if prior == "vamp":
         raise ValueError("conv_vae does not support prior='vamp'; valid priors: 'standard', 'trainable', 'mog'.")
-    widths = tuple(int(h) for h in hidden)
+    chans = widths(hidden, "hidden (conv channels)")
     Enc, Dec = (Conv1dEncoder, Conv1dDecoder) if len(shape) == 1 else (ConvEncoder, ConvDecoder)
     k1, k2, k3 = jax.random.split(key, 3)
-    enc = _encoder(latent, lambda out: Enc(shape, out, widths, res_blocks=res_blocks, key=k1), latent_dim, num_classes=0, temperature=1.0, key=k1)
+    enc = _encoder(latent, lambda out: Enc(shape, out, chans, res_blocks=res_blocks, key=k1), latent_dim, num_classes=0, temperature=1.0, key=k1)
     m = _params_per_value(likelihood, variance)
-    dec = _wrap_decoder(likelihood, Dec(latent_dim, shape, widths[::-1], params_per_value=m, res_blocks=res_blocks, key=k2), variance)
+    dec = _wrap_decoder(likelihood, Dec(latent_dim, shape, chans[::-1], params_per_value=m, res_blocks=res_blocks, key=k2), variance)
     p = _prior(latent, prior, latent_dim, num_classes=0, temperature=1.0, n_components=10, prior_alpha=1.0, key=k3)
     return VAE(prior=p, encoder=enc, decoder=dec)
 
@@ -359,9 +364,9 @@ def discrete_vae(
     *,
     key: PRNGKeyArray,
     latent_dim: int = 20,
-    hidden: Sequence[int] = (200,),
+    hidden: int | Sequence[int] = (200,),
     likelihood: str = "bernoulli",
-    activation: Callable[[Array], Array] = jax.nn.tanh,
+    activation: str | Callable[[Array], Array] = jax.nn.tanh,
     latent: str = "bernoulli",
     num_classes: int = 10,
     temperature: float = 2.0 / 3.0,
@@ -384,7 +389,7 @@ def discrete_vae(
     k1, k2 = jax.random.split(key)
     model = vae(n_features, key=k1, latent_dim=latent_dim, hidden=hidden, likelihood=likelihood, activation=activation, latent=latent, num_classes=num_classes, temperature=temperature, prior=prior)
     if latent != "concrete" and "learned" in baseline:
-        net = MLP(math.prod(shape), 1, tuple(hidden)[:1] or (32,), activation, key=k2)
+        net = MLP(math.prod(shape), 1, widths(hidden)[:1] or (32,), activation_fn(activation), key=k2)
         return BaselineVAE(model.prior, model.encoder, model.decoder, baseline=net)
     return model
 
@@ -394,12 +399,12 @@ def flow_vae(
     *,
     key: PRNGKeyArray,
     latent_dim: int = 2,
-    hidden: Sequence[int] = (500,),
+    hidden: int | Sequence[int] = (500,),
     likelihood: str = "bernoulli",
     latent: str = "planar",
     n_flows: int = 4,
     prior: str | None = None,
-    activation: Callable[[Array], Array] = jax.nn.tanh,
+    activation: str | Callable[[Array], Array] = jax.nn.tanh,
 ) -> VAE:
     """Flow posterior VAE: diagonal Gaussian base followed by ``n_flows`` planar layers
     (Rezende & Mohamed 2015, arXiv 1505.05770) or IAF-style affine autoregressive layers
@@ -420,6 +425,33 @@ PRESETS: dict[str, Callable[..., VAE]] = {
     "discrete_vae": discrete_vae,
     "flow_vae": flow_vae,
 }
+
+
+#: what ``hidden`` means for each preset (``vaekit train --help`` shows this)
+WIDTH_MEANING = {
+    "vae": "MLP hidden-layer widths",
+    "beta_vae": "MLP hidden-layer widths",
+    "iwae": "MLP hidden-layer widths",
+    "dirichlet_vae": "MLP hidden-layer widths",
+    "vamp_vae": "MLP hidden-layer widths",
+    "conv_vae": "convolution channels per stride-2 stage",
+    "discrete_vae": "MLP hidden-layer widths",
+    "flow_vae": "MLP hidden-layer widths",
+}
+
+
+def default_hidden(name: str) -> tuple[int, ...]:
+    """The default ``hidden`` of preset ``name`` (its own width, e.g. conv channels)."""
+    _choice("model", name, tuple(PRESETS))
+    fn = vae if PRESETS[name] in (beta_vae, iwae, vamp_vae) else PRESETS[name]
+    return tuple(inspect.signature(fn).parameters["hidden"].default)
+
+
+def widths_help() -> str:
+    """One line per preset: what ``hidden`` means and its default."""
+    return "\n".join(
+        f"  {name:<14} {WIDTH_MEANING[name]}, default {','.join(map(str, default_hidden(name)))}" for name in PRESETS
+    )
 
 
 def valid_options(name: str) -> tuple[str, ...]:

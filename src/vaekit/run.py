@@ -38,13 +38,17 @@ import optax
 
 from . import datasets, io as vio, presets
 from ._fixed import trainable
+from .defaults import LIKELIHOODS, choose, summarize
 from .distributed import barrier, is_main_process
 from .initialization import init_output_bias
 from .preprocessing import Preprocessor
 from .training import TrainState, default_optimizer, fit
 from .vamp import VampVAE
 
-#: Every configuration key with its default. ``None`` means "not set".
+#: Every configuration key with its default. ``None`` means "not set": ``hidden`` is then
+#: the preset's own width (``presets.default_hidden``) and ``batch_size`` 100 or the
+#: number of training rows if fewer. ``"auto"`` likelihood/preprocessing are chosen from
+#: the data (:mod:`vaekit.defaults`). The resolved values are what ``config.json`` records.
 DEFAULTS: dict[str, Any] = {
     "data": "digits",
     "limit": None,
@@ -53,16 +57,21 @@ DEFAULTS: dict[str, Any] = {
     "val_fraction": 0.1,
     "preprocessing": "auto",
     "model": "vae",
-    "likelihood": "bernoulli",
+    "likelihood": "auto",
     "latent_dim": 2,
-    "hidden": [500],
+    "hidden": None,
     "latent": None,
     "prior": None,
     "model_options": {},
     "epochs": 30,
-    "batch_size": 100,
+    "batch_size": None,
     "lr": 1e-3,
     "lr_schedule": "constant",
+    "lr_warmup_epochs": 0,
+    "clip_norm": 100.0,
+    "adam_betas": [0.9, 0.999],
+    "weight_decay": 0.0,
+    "skip_nonfinite": True,
     "beta": 1.0,
     "kl_warmup_epochs": 0,
     "n_samples": 1,
@@ -74,7 +83,8 @@ DEFAULTS: dict[str, Any] = {
 }
 #: Keys that may change when a run is resumed (everything else must match).
 RESUMABLE = ("epochs", "patience", "checkpoint_every", "keep_checkpoints", "devices")
-LR_SCHEDULES = ("constant", "cosine", "exponential")
+LR_SCHEDULES = ("constant", "cosine", "exponential", "linear")
+DEFAULT_BATCH_SIZE = 100
 _TABLES = ("data_options", "model_options")
 
 
@@ -86,6 +96,24 @@ def _type_check(key: str, value: Any) -> Any:
         if not isinstance(value, dict):
             raise ValueError(f"Config key {key!r} must be a table of options, got {value!r}.")
         return dict(value)
+    if key == "likelihood":
+        if not isinstance(value, str) or value.replace("_", "-") not in ("auto", *LIKELIHOODS):
+            raise ValueError(f"Unknown likelihood={value!r}. Valid values: auto, {', '.join(LIKELIHOODS)}.")
+        return value.replace("_", "-")
+    if key == "adam_betas":
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        try:
+            betas = [float(v) for v in value]
+        except (TypeError, ValueError):
+            betas = []
+        if len(betas) != 2 or any(isinstance(v, bool) for v in value) or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"adam_betas must be two numbers in [0, 1) like '0.9,0.99', got {value!r}.")
+        return betas
+    if key == "skip_nonfinite":
+        if not isinstance(value, bool):
+            raise ValueError(f"skip_nonfinite must be true or false, got {value!r}.")
+        return value
     if key == "hidden":
         if isinstance(value, str):
             try:
@@ -97,8 +125,8 @@ def _type_check(key: str, value: Any) -> Any:
         if not isinstance(value, list | tuple) or not all(isinstance(v, int) and v > 0 for v in value):
             raise ValueError(f"hidden must be a list of positive ints, got {value!r}.")
         return list(value)
-    if key in ("epochs", "batch_size", "latent_dim", "n_samples", "checkpoint_every", "limit", "patience", "seed", "kl_warmup_epochs", "keep_checkpoints"):
-        nonneg = key in ("patience", "seed", "kl_warmup_epochs", "epochs", "keep_checkpoints")
+    if key in ("epochs", "batch_size", "latent_dim", "n_samples", "checkpoint_every", "limit", "patience", "seed", "kl_warmup_epochs", "keep_checkpoints", "lr_warmup_epochs"):
+        nonneg = key in ("patience", "seed", "kl_warmup_epochs", "epochs", "keep_checkpoints", "lr_warmup_epochs")
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if nonneg else 1):
             raise ValueError(f"{key} must be a {'non-negative' if nonneg else 'positive'} int, got {value!r}.")
         return value
@@ -107,7 +135,7 @@ def _type_check(key: str, value: Any) -> Any:
 
         resolve_devices(value)  # validates: "all", a positive count, or a count as a string
         return value
-    if key in ("lr", "beta", "val_fraction"):
+    if key in ("lr", "beta", "val_fraction", "clip_norm", "weight_decay"):
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
             raise ValueError(f"{key} must be a non-negative number, got {value!r}.")
         if key == "val_fraction" and value >= 1:
@@ -147,9 +175,8 @@ def resolve_config(file_config: dict | None = None, overrides: dict | None = Non
     cfg = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in DEFAULTS.items()}
     cfg.update(check_keys(file_config or {}))
     cfg.update(check_keys({k: v for k, v in (overrides or {}).items() if v is not None}, "command line"))
-    if cfg["preprocessing"] == "auto":
-        cfg["preprocessing"] = {"bernoulli": "binarize", "beta": "none"}.get(cfg["likelihood"], "standardize")
-    Preprocessor(cfg["preprocessing"])  # validates the name
+    if cfg["preprocessing"] != "auto":
+        Preprocessor(cfg["preprocessing"])  # validates the name
     return cfg
 
 
@@ -191,7 +218,7 @@ class RunData:
     FIT_SAMPLE = 20_000
     MEMORY_CAP = 2 * 2**30
 
-    def __init__(self, cfg: dict[str, Any]):
+    def __init__(self, cfg: dict[str, Any], *, new_defaults: bool = True):
         ds = datasets.load(cfg["data"], "train", limit=cfg["limit"], **_data_kwargs(cfg))
         self.meta, self.name = ds.meta, ds.name
         x, y = ds.x, ds.y
@@ -209,7 +236,13 @@ class RunData:
             xv, yv = _rows(x, vi), (None if y is None else y[vi])
             x, y = _rows(x, ti), (None if y is None else y[ti])
         sample = x.read(np.arange(min(len(x), self.FIT_SAMPLE))) if _is_source(x) else x
-        self.pre = Preprocessor.fit(cfg["preprocessing"], sample, seed=cfg["seed"])
+        # Data-aware defaults (vaekit.defaults): "auto" likelihood/preprocessing from the data.
+        from ._checks import as_data
+
+        self.summary = summarize(as_data(sample, "the training data"), self.meta, n)
+        variance = new_defaults and "variance" not in cfg["model_options"] and _takes_shared_variance(cfg["model"])
+        self.choice = choose(self.summary, cfg["likelihood"], cfg["preprocessing"], variance=variance)
+        self.pre = Preprocessor.fit(self.choice.preprocessing, sample, seed=cfg["seed"], **self.choice.preprocessing_options)
         # Dynamic binarization trains on the values in [0, 1], redrawn per batch.
         train = x if self.pre.kind == "dynamic" else _apply(self.pre, x)
         # Streamed sources stay on disk when they are larger than MEMORY_CAP bytes;
@@ -262,6 +295,34 @@ def _apply(pre: Preprocessor, x):
     return Transformed(x, pre) if _is_source(x) else pre.transform(x)
 
 
+def _takes_shared_variance(model: str) -> bool:
+    return model != "conv_vae" and "variance" in presets.valid_options(model)
+
+
+def resolve_from_data(cfg: dict[str, Any], data: RunData) -> dict[str, Any]:
+    """``cfg`` with what depends on the data resolved: likelihood, preprocessing (and the
+    decoder variance they imply), the preset's width, and the batch size (checked)."""
+    ch = data.choice
+    cfg = {
+        **cfg,
+        "likelihood": ch.likelihood,
+        "preprocessing": ch.preprocessing,
+        "model_options": {**cfg["model_options"], **ch.model_options},
+    }
+    if cfg["hidden"] is None:
+        cfg["hidden"] = list(presets.default_hidden(cfg["model"]))
+    n = datasets.n_examples(data.x)
+    held = "" if data.xv is None or "valid" in datasets.splits(cfg["data"]) else f" after holding out {datasets.n_examples(data.xv)} for validation"
+    if cfg["batch_size"] is None:
+        cfg["batch_size"] = min(DEFAULT_BATCH_SIZE, n)
+    elif cfg["batch_size"] > n:
+        raise ValueError(
+            f"batch_size={cfg['batch_size']} is larger than the training split, which has {n} rows{held}. "
+            f"Use --batch-size {n} or less."
+        )
+    return cfg
+
+
 def _data_kwargs(cfg) -> dict[str, Any]:
     kw = dict(cfg["data_options"])
     if cfg["label_column"] is not None:
@@ -271,7 +332,10 @@ def _data_kwargs(cfg) -> dict[str, Any]:
 
 def model_spec(cfg: dict[str, Any], n_features) -> dict[str, Any]:
     """The preset description of the configured model (options only when set)."""
-    opts: dict[str, Any] = {"latent_dim": cfg["latent_dim"], "hidden": cfg["hidden"], "likelihood": cfg["likelihood"]}
+    opts: dict[str, Any] = {"latent_dim": cfg["latent_dim"]}
+    for k in ("hidden", "likelihood"):  # unresolved ("auto", None) values are left to the preset
+        if cfg[k] not in (None, "auto"):
+            opts[k] = cfg[k]
     for k in ("latent", "prior"):
         if cfg[k] is not None:
             opts[k] = cfg[k]
@@ -289,15 +353,36 @@ def fit_options(cfg: dict[str, Any]) -> dict[str, Any]:
     return dict(fo(cfg["model"], **opts) or {})
 
 
-def make_optimizer(cfg: dict[str, Any], steps_per_epoch: int):
-    total = max(1, cfg["epochs"] * steps_per_epoch)
-    if cfg["lr_schedule"] == "cosine":
-        lr = optax.cosine_decay_schedule(cfg["lr"], total)
-    elif cfg["lr_schedule"] == "exponential":
-        lr = optax.exponential_decay(cfg["lr"], total, 0.1)  # decays to lr/10 at the end
+def lr_schedule(cfg: dict[str, Any], steps_per_epoch: int):
+    """The learning rate or schedule: an optional linear warm-up over ``lr_warmup_epochs``,
+    then ``constant``, ``cosine`` (to 0), ``exponential`` (to lr/10) or ``linear`` (to 0)
+    over the remaining steps."""
+    warm = cfg.get("lr_warmup_epochs", 0) * steps_per_epoch
+    total = max(1, cfg["epochs"] * steps_per_epoch - warm)
+    name, lr0 = cfg["lr_schedule"], cfg["lr"]
+    if name == "cosine":
+        lr = optax.cosine_decay_schedule(lr0, total)
+    elif name == "exponential":
+        lr = optax.exponential_decay(lr0, total, 0.1)  # decays to lr/10 at the end
+    elif name == "linear":
+        lr = optax.linear_schedule(lr0, 0.0, total)
     else:
-        lr = cfg["lr"]
-    return default_optimizer(lr)
+        lr = lr0
+    if warm:
+        rest = lr if callable(lr) else optax.constant_schedule(lr)
+        lr = optax.join_schedules([optax.linear_schedule(0.0, lr0, warm), rest], [warm])
+    return lr
+
+
+def make_optimizer(cfg: dict[str, Any], steps_per_epoch: int):
+    """``vk.default_optimizer`` with the run's settings (clip_norm 0: no clipping)."""
+    return default_optimizer(
+        lr_schedule(cfg, steps_per_epoch),
+        cfg.get("clip_norm", 100.0) or None,
+        betas=tuple(cfg.get("adam_betas", (0.9, 0.999))),
+        weight_decay=cfg.get("weight_decay", 0.0),
+        skip_nonfinite=cfg.get("skip_nonfinite", True),
+    )
 
 
 def beta_schedule(cfg: dict[str, Any], steps_per_epoch: int):
@@ -386,7 +471,9 @@ def train(
             raise FileNotFoundError(f"--resume {out}: not a run folder (no config.json). Check the path.")
         saved = vio.read_json(out / "config.json")
         old = {k: saved.get(k, DEFAULTS[k]) for k in DEFAULTS}
-        new = resolve_config(old, explicit or {})
+        unset = {"likelihood": "auto", "preprocessing": "auto"}  # a saved run has these resolved
+        explicit = {k: v for k, v in (explicit or {}).items() if unset.get(k, object()) != v}
+        new = resolve_config(old, explicit)
         bad = _incompatible(old, new)
         if bad:
             raise ValueError(
@@ -398,7 +485,13 @@ def train(
     elif is_main_process():
         prepare_out(out, overwrite)
     barrier("vaekit-run-prepared")
-    data = RunData(cfg)
+    data = RunData(cfg, new_defaults=not resume)
+    cfg = resolve_from_data(cfg, data)
+    if is_main_process():  # the data-aware defaults, always said out loud (vaekit.defaults)
+        notice = data.choice.notice
+        if resume:
+            notice = (saved.get("defaults_chosen") or {}).get("notice") or notice
+        print(notice, flush=True)
     spec = model_spec(cfg, data.n_features)
     root = jax.random.key(cfg["seed"])
     model_key, fit_key = jax.random.split(root)
@@ -413,7 +506,7 @@ def train(
             model = init_output_bias(model, data.x)
         except TypeError:
             pass  # a decoder this does not apply to (e.g. a conv net)
-    bs = min(cfg["batch_size"], len(data.x))
+    bs = cfg["batch_size"]  # checked against the training rows in resolve_from_data
     steps = len(data.x) // bs
     optimizer = make_optimizer(cfg, steps)
     opt_state0 = optimizer.init(eqx.filter(model, trainable(model)))
@@ -431,7 +524,8 @@ def train(
         write_metrics(out, state.history)
     elif is_main_process():
         (out / "checkpoints").mkdir(exist_ok=True)
-        vio.write_json(out / "config.json", {**cfg, "model_spec": spec, "model": cfg["model"], "environment": environment(cfg["seed"])})
+        record = {"data_summary": data.summary.to_dict(), "defaults_chosen": data.choice.to_dict()}
+        vio.write_json(out / "config.json", {**cfg, **record, "model_spec": spec, "model": cfg["model"], "environment": environment(cfg["seed"])})
         vio.write_json(out / "preprocessing.json", data.pre.to_dict())
         vio.atomic_write(out / "metrics.jsonl", lambda f: None)
     _set_status(out, "running")

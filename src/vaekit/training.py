@@ -30,7 +30,14 @@ OBJECTIVES = ("elbo", "iwae")
 LossFn = Callable[[VAE, Array, PRNGKeyArray, Array], Array]
 
 
-def default_optimizer(learning_rate: float | optax.Schedule = 1e-3, clip_norm: float = 100.0):
+def default_optimizer(
+    learning_rate: float | optax.Schedule = 1e-3,
+    clip_norm: float | None = 100.0,
+    *,
+    betas: tuple[float, float] = (0.9, 0.999),
+    weight_decay: float = 0.0,
+    skip_nonfinite: bool = True,
+):
     """Global-norm clipping, Adam, and skipping non-finite updates.
 
     Equal arguments give the same (pure) transformation object, so repeated
@@ -39,13 +46,42 @@ def default_optimizer(learning_rate: float | optax.Schedule = 1e-3, clip_norm: f
 
     The recipe of the Dirichlet-VAE original (ClipNorm, NoNaN, ADAM): an update whose
     gradient has a NaN/inf is dropped (up to 10 in a row, then it is applied so the
-    failure shows).
+    failure shows); that recipe is ``default_optimizer(lr, 1.0, betas=(0.9, 0.99))``.
+
+    :param clip_norm: global-norm clipping threshold (None: no clipping).
+    :param betas: Adam's ``(b1, b2)``.
+    :param weight_decay: decoupled weight decay (AdamW, Loshchilov & Hutter 2019); 0: Adam.
+    :param skip_nonfinite: drop updates whose gradient has a NaN/inf.
     """
-    return _cached(_default_optimizer, learning_rate, clip_norm)
+    try:
+        b1, b2 = (float(b) for b in betas)
+    except (TypeError, ValueError):
+        raise ValueError(f"betas must be two numbers (b1, b2), got {betas!r}.") from None
+    if not (0 <= b1 < 1 and 0 <= b2 < 1):
+        raise ValueError(f"betas must lie in [0, 1), got {betas!r}.")
+    if clip_norm is not None and not clip_norm > 0:
+        raise ValueError(f"clip_norm must be positive (or None for no clipping), got {clip_norm!r}.")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be non-negative, got {weight_decay!r}.")
+    if (b1, b2, weight_decay, skip_nonfinite) == (0.9, 0.999, 0.0, True) and clip_norm is not None:
+        return _cached(_default_optimizer, learning_rate, clip_norm)  # the same object as before
+    return _cached(_optimizer, learning_rate, clip_norm, b1, b2, float(weight_decay), bool(skip_nonfinite))
 
 
 def _default_optimizer(learning_rate, clip_norm):
     return clip_skip_nonfinite(optax.adam(learning_rate), clip_norm, max_consecutive_errors=10)
+
+
+def _optimizer(learning_rate, clip_norm, b1, b2, weight_decay, skip_nonfinite):
+    if weight_decay:
+        inner = optax.adamw(learning_rate, b1=b1, b2=b2, weight_decay=weight_decay)
+    else:
+        inner = optax.adam(learning_rate, b1=b1, b2=b2)
+    if skip_nonfinite:
+        return clip_skip_nonfinite(inner, float("inf") if clip_norm is None else clip_norm, max_consecutive_errors=10)
+    if clip_norm is None:
+        return inner
+    return optax.chain(optax.clip_by_global_norm(clip_norm), inner)
 
 
 class SkipNonFiniteState(NamedTuple):
@@ -287,6 +323,21 @@ class Trainer(eqx.Module):
         return total
 
 
+def as_key(key: Any) -> PRNGKeyArray:
+    """A PRNG key from a key (typed or legacy uint32) or an int seed; a clear error otherwise."""
+    if isinstance(key, int | np.integer) and not isinstance(key, bool):
+        return jax.random.key(int(key))
+    if isinstance(key, jax.Array | np.ndarray):
+        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
+            return key
+        if key.dtype == np.uint32 and key.shape == (2,):
+            return key  # legacy jax.random.PRNGKey(seed)
+    raise TypeError(
+        f"key must be a PRNG key such as jax.random.key(0), or an int seed; got {type(key).__name__}"
+        f"{' of shape ' + str(tuple(key.shape)) if hasattr(key, 'shape') else ''}."
+    )
+
+
 def fit(
     model: VAE,
     x_train: Any,
@@ -331,7 +382,7 @@ def fit(
     divisible by the number of devices.
 
     :param x_train: ``[n, *data]`` numeric array, or a ``Source``.
-    :param key: PRNG key; the same key gives bit-identical results.
+    :param key: PRNG key (or an int seed); the same key gives bit-identical results.
     :param optimizer: optax transformation; default :func:`default_optimizer`.
     :param x_val: optional validation data (array or ``Source``), evaluated after every epoch.
     :param beta: KL weight or schedule ``beta(step)``; see :func:`make_loss`.
@@ -357,6 +408,7 @@ def fit(
     """
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}.")
+    key = as_key(key)
     loss_fn = make_loss(beta=beta, n_samples=n_samples, kl=kl, estimator=estimator, objective=objective)
     chunk_batches(max_chunk_bytes, 1, (), 1)  # validates max_chunk_bytes
     devs = resolve_devices(devices)

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("train", "evaluate", "sample", "reconstruct", "report", "score", "detect")
+COMMANDS = ("train", "evaluate", "sample", "reconstruct", "report", "lattice", "interpolate", "score", "detect")
 
 EXAMPLES = """\
 examples:

@@ -8,17 +8,19 @@ more anomalous) and ``outlier`` (1 when the score is above the detector's thresh
 
 from __future__ import annotations
 
+import argparse
+
 import os
 
 import numpy as np
 
-from .score import read_csv, write_csv
+from .score import _plain, read_csv, write_csv
 
 
 def add_parser(subparsers) -> None:
     from ..anomaly import METHODS
 
-    p = subparsers.add_parser("detect", help="fit a detector on normal rows and flag anomalies in new rows", description=__doc__)
+    p = subparsers.add_parser("detect", help="fit a detector on normal rows and flag anomalies in new rows", description=_plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train", required=True, help="CSV of normal rows (header optional)")
     p.add_argument("--input", required=True, help="CSV of rows to check (same columns)")
     p.add_argument("--output", required=True, help="CSV to write: input rows + anomaly_score, outlier")

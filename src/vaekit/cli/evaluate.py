@@ -27,10 +27,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--elbo-samples", type=int, default=10, help="latent samples for the ELBO estimate (default 10)")
     p.add_argument("--limit", type=int, help="evaluate only the first N examples")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
-def evaluate(run_dir, split: str = "test", iw_samples: int = 1000, elbo_samples: int = 10, limit=None, seed: int = 0) -> dict:
+def evaluate(run_dir, split: str = "test", iw_samples: int = 1000, elbo_samples: int = 10, limit=None, seed: int = 0, quiet: bool = True) -> dict:
+    """Test ELBO and log-likelihood of a run; ``quiet=False`` shows a progress bar with an ETA on stderr."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -53,8 +55,32 @@ def evaluate(run_dir, split: str = "test", iw_samples: int = 1000, elbo_samples:
     check_data(model, x, f"the {split} split")
     k1, k2 = jax.random.split(jax.random.key(seed))
     bs = 1000
-    el = np.concatenate([np.asarray(elbo(model, x[i : i + bs], jax.random.fold_in(k1, i), n_samples=elbo_samples)) for i in range(0, len(x), bs)])
-    ll = np.asarray(log_likelihood(model, x, k2, n_samples=iw_samples))
+    def progress(what: str):
+        if quiet:
+            return None
+        import sys
+
+        from tqdm.auto import tqdm
+
+        return tqdm(total=len(x), desc=f"{what} ({split})", unit="ex", file=sys.stderr, dynamic_ncols=True)
+
+    bar = progress(f"ELBO, {elbo_samples} samples")
+    try:
+        parts = []
+        for i in range(0, len(x), bs):
+            parts.append(np.asarray(elbo(model, x[i : i + bs], jax.random.fold_in(k1, i), n_samples=elbo_samples)))
+            if bar is not None:
+                bar.update(len(parts[-1]))
+    finally:
+        if bar is not None:
+            bar.close()
+    el = np.concatenate(parts)
+    bar = progress(f"log-likelihood, {iw_samples} importance samples")
+    try:
+        ll = np.asarray(log_likelihood(model, x, k2, n_samples=iw_samples, progress=bar.update if bar is not None else None))
+    finally:
+        if bar is not None:
+            bar.close()
     result = {
         "split": split,
         "n": int(len(x)),
@@ -69,7 +95,7 @@ def evaluate(run_dir, split: str = "test", iw_samples: int = 1000, elbo_samples:
 
 
 def run(args) -> int:
-    r = evaluate(args.run, args.split, args.iw_samples, args.elbo_samples, args.limit, args.seed)
+    r = evaluate(args.run, args.split, args.iw_samples, args.elbo_samples, args.limit, args.seed, quiet=args.quiet)
     print(f"{r['split']} ({r['n']} examples)")
     print(f"  ELBO            {r['elbo']:10.3f} nats per example ({r['elbo_samples']} samples)")
     print(f"  log-likelihood  {r['log_likelihood']:10.3f} nats per example ({r['iw_samples']} importance samples)")

@@ -8,20 +8,21 @@ EXAMPLES = """\
 examples:
   vaekit reconstruct runs/digits -n 16 --output recon.png      # rows: input, reconstruction
   vaekit reconstruct runs/tabular --split test --output recon.npy
+  vaekit reconstruct runs/audio -n 4 --output recon.wav        # audio runs: the reconstructed frames
 """
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "reconstruct",
-        help="reconstruct examples of a split (PNG: inputs above reconstructions; .npy: means)",
+        help="reconstruct examples of a split (PNG: inputs above reconstructions; .npy: means; .wav: audio)",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run", metavar="RUN")
     p.add_argument("--split", default="test")
     p.add_argument("-n", type=int, default=16, help="number of examples (default 16; .npy: all with -n 0)")
-    p.add_argument("--output", "-o", required=True, metavar="FILE.png|FILE.npy")
+    p.add_argument("--output", "-o", required=True, metavar="FILE.png|FILE.npy|FILE.wav")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -36,7 +37,7 @@ def run(args) -> int:
     from ..model import reconstruct
     from ..report import _kw
     from ..run import load_run
-    from .sample import check_output, image_shape_of, write_grid
+    from .sample import audio_rate_of, check_output, write_values
 
     out = check_output(args.output)
     if args.n < 0:
@@ -50,11 +51,13 @@ def run(args) -> int:
     mean = np.asarray(s.mean, np.float32).reshape(len(x), -1)
     if pre is not None:
         mean = pre.inverse_transform(mean)
-    if out.suffix.lower() == ".npy":
-        np.save(out, mean, allow_pickle=False)
+    n = len(x)
+    shown = np.asarray(xm, np.float32).reshape(n, -1) if pre is None or pre.kind in ("binarize", "dynamic") else x.reshape(n, -1)
+    if out.suffix.lower() in (".npy", ".wav"):
+        note = write_values(mean, out, cfg, cols=n)
+    elif audio_rate_of(cfg) is not None:  # waveforms: input with the reconstruction over it
+        note = write_values(shown, out, cfg, cols=n, overlay=mean, titles=[f"{args.split} row {i}" for i in range(n)])
     else:
-        n = len(x)
-        both = np.concatenate([np.asarray(xm, np.float32).reshape(n, -1) if pre is None or pre.kind in ("binarize", "dynamic") else x.reshape(n, -1), mean])
-        write_grid(both, out, image_shape_of(cfg), cols=n)
-    print(f"{len(x)} reconstructions written to {out}")
+        note = write_values(np.concatenate([shown, mean]), out, cfg, cols=n)
+    print(f"{n} reconstructions written to {out}" + (f" ({note})" if note else ""))
     return 0

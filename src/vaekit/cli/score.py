@@ -8,6 +8,8 @@ in its ``vaekit.json``) or a training-run folder that ``vk.load`` turns into
 
 from __future__ import annotations
 
+import argparse
+
 import csv
 import json
 import os
@@ -15,6 +17,11 @@ import os
 import numpy as np
 
 from . import CLIError
+
+
+def _plain(doc: str) -> str:
+    """A module docstring as plain help text (no ``RST`` literal markup)."""
+    return doc.replace("``", "").strip() + "\n"
 
 
 def read_csv(path: str) -> tuple[list[str] | None, np.ndarray]:
@@ -118,7 +125,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "score",
         help="anomaly scores of new rows under a saved detector or trained model",
-        description=__doc__,
+        description=_plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run", metavar="RUN", help="saved detector folder or training-run folder")
     p.add_argument("--input", required=True, help="CSV file (header optional) or .npy of rows to score")

@@ -10,8 +10,23 @@ EXAMPLES = """\
 examples:
   vaekit train --data digits --latent-dim 2 --epochs 30 --out runs/digits
   vaekit train --config mnist.toml --epochs 50 --out runs/mnist
-  vaekit train --data data.csv --label-column label --likelihood gaussian --out runs/tab
+  vaekit train --data data.csv --label-column label --out runs/tab   # standardize + gaussian
+  vaekit train --data mnist --likelihood continuous-bernoulli --out runs/cb   # keep grey levels
+  vaekit train --data images/ --model dirichlet_vae --latent-dim 10 \\
+      --clip-norm 1 --adam-betas 0.9,0.99 --out runs/dir   # the Dirichlet-VAE recipe
   vaekit train --resume runs/mnist --epochs 100      # continue from the last checkpoint
+
+defaults chosen from the data (when --likelihood/--preprocessing are not set; the
+choice is printed in one line at the start and recorded in config.json):
+  binary {0,1}                -> bernoulli decoder, no preprocessing
+  grey images in [0,1]/0-255  -> binarize at 0.5/127.5 (announced), bernoulli decoder
+  colour images               -> continuous-bernoulli decoder (intensities kept)
+  audio frames in [-1,1]      -> gaussian decoder, no preprocessing
+  other real-valued data      -> standardize (fitted on train), gaussian decoder with a
+                                 learned per-feature scale
+
+--hidden per model (each preset has its own width option and default):
+%s
 
 config file (TOML; flags override it; unknown keys are errors):
   data = "mnist"
@@ -21,6 +36,10 @@ config file (TOML; flags override it; unknown keys are errors):
   epochs = 50
   batch_size = 100
   kl_warmup_epochs = 5
+  clip_norm = 1.0
+  adam_betas = [0.9, 0.99]
+  weight_decay = 0.0
+  skip_nonfinite = true
   [model_options]
   activation = "tanh"
 """
@@ -35,6 +54,11 @@ FLAGS = {
     "batch_size": "batch_size",
     "lr": "lr",
     "lr_schedule": "lr_schedule",
+    "lr_warmup_epochs": "lr_warmup_epochs",
+    "clip_norm": "clip_norm",
+    "adam_betas": "adam_betas",
+    "weight_decay": "weight_decay",
+    "skip_nonfinite": "skip_nonfinite",
     "beta": "beta",
     "kl_warmup_epochs": "kl_warmup_epochs",
     "seed": "seed",
@@ -54,29 +78,42 @@ FLAGS = {
 
 
 def add_parser(subparsers) -> None:
+    from ..presets import widths_help
+
     p = subparsers.add_parser(
         "train",
         help="train a model into a run folder",
         description="Train a VAE and write a run folder (config, metrics, checkpoints, model).",
-        epilog=EXAMPLES,
+        epilog=EXAMPLES % widths_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", metavar="FILE.toml", help="TOML configuration; flags override it")
     p.add_argument("--data", metavar="NAME|PATH", help="digits, iris, mnist, fashion-mnist, binarized-mnist, or a file/folder")
-    p.add_argument("--likelihood", help="decoder family: bernoulli, gaussian, laplace, studentt, beta")
+    p.add_argument(
+        "--likelihood",
+        help="decoder family: auto (chosen from the data; default), bernoulli, continuous-bernoulli, beta, gaussian, laplace, studentt",
+    )
     p.add_argument("--latent-dim", type=int)
-    p.add_argument("--hidden", help="hidden layer widths, e.g. 500 or 256,128")
+    p.add_argument("--hidden", help="the model's widths, e.g. 500 or 256,128: MLP layer widths, or conv channels for conv_vae (defaults below)")
     p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=int, help="examples per step (default 100, or the training rows if fewer)")
     p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--lr-schedule", help="constant, cosine or exponential")
+    p.add_argument("--lr-schedule", help="constant (default), cosine (to 0), exponential (to lr/10) or linear (to 0)")
+    p.add_argument("--lr-warmup-epochs", type=int, metavar="N", help="raise the learning rate linearly from 0 over N epochs first")
+    p.add_argument("--clip-norm", type=float, metavar="FLOAT", help="global gradient-norm clipping (default 100; 0: off)")
+    p.add_argument("--adam-betas", metavar="B1,B2", help="Adam's betas (default 0.9,0.999)")
+    p.add_argument("--weight-decay", type=float, metavar="FLOAT", help="decoupled weight decay, AdamW (default 0)")
+    p.add_argument(
+        "--no-skip-nonfinite", dest="skip_nonfinite", action="store_const", const=False, default=None,
+        help="apply updates whose gradient has a NaN/inf (by default they are skipped)",
+    )
     p.add_argument("--beta", type=float, help="KL weight")
     p.add_argument("--kl-warmup-epochs", type=int, help="raise beta linearly from 0 over this many epochs")
     p.add_argument("--seed", type=int)
     p.add_argument("--model", help="preset name (default vae)")
     p.add_argument("--latent", help="latent family, for presets that take one")
     p.add_argument("--prior", help="prior, for presets that take one")
-    p.add_argument("--preprocessing", help="auto, none, standardize, minmax, binarize, dynamic")
+    p.add_argument("--preprocessing", help="auto (chosen from the data; default), none, standardize, minmax, binarize, dynamic, scale, clip")
     p.add_argument("--label-column", help="label column of a CSV/Parquet file")
     p.add_argument("--limit", type=int, help="use only the first N training examples")
     p.add_argument("--val-fraction", type=float, help="fraction of the training split held out for validation")

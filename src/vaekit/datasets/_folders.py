@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data_source import ArrayLike
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
@@ -28,7 +30,7 @@ def _labelled_files(root: Path, suffixes: tuple[str, ...]) -> tuple[list[Path], 
     return files, None, []
 
 
-class ImageFolder:
+class ImageFolder(ArrayLike):
     """PNG/JPEG images under a folder, resized to ``size`` and scaled to ``[0, 1]``.
 
     Sub-folders of ``root`` are classes (``labels``). Examples have shape ``[h * w * c]``
@@ -76,11 +78,12 @@ class ImageFolder:
         return out
 
 
-class AudioFolder:
+class AudioFolder(ArrayLike):
     """WAV files under a folder cut into frames of ``frame_length`` samples.
 
     Frames overlap by ``frame_length - hop``; samples are scaled to ``[-1, 1]`` and
     multi-channel files are averaged to mono. Sub-folders are classes.
+    ``sample_rate`` is the files' rate (the most common one when they differ).
     """
 
     def __init__(self, root, frame_length: int = 1024, hop: int | None = None):
@@ -103,6 +106,8 @@ class AudioFolder:
             raise ValueError(f"{root}: no WAV file is at least frame_length={frame_length} samples long.")
         self.index = np.array(index, np.int64)
         self.labels = np.array(lab) if labels is not None else None
+        rates, counts = np.unique(self.sample_rates, return_counts=True)
+        self.sample_rate = int(rates[np.argmax(counts)])
 
     @staticmethod
     def _info(p: Path) -> tuple[int, int]:
@@ -139,3 +144,38 @@ class AudioFolder:
                 raise ValueError(f"{self.files[fi]} is truncated: fewer samples than its header states.")
             out[j] = a
         return out
+
+
+def write_wav(path, frames, sample_rate: int, *, gap: float = 0.0) -> int:
+    """Write frames ``[n, T]`` (or one ``[T]``) of samples in ``[-1, 1]`` one after another
+    as a mono 16-bit PCM WAV file; ``gap`` seconds of silence between frames.
+
+    The file is written next to its target and moved into place. Returns the number of
+    samples that were outside ``[-1, 1]`` and clipped.
+    """
+    import os
+    import tempfile
+
+    a = np.asarray(frames, np.float64)
+    a = a.reshape(1, -1) if a.ndim == 1 else a.reshape(a.shape[0], -1)
+    if not isinstance(sample_rate, int | np.integer) or sample_rate < 1:
+        raise ValueError(f"sample_rate must be a positive int, got {sample_rate!r}.")
+    if not np.isfinite(a).all():
+        raise ValueError("The waveform has NaN/inf values; nothing was written.")
+    clipped = int(np.sum(np.abs(a) > 1))
+    silence = np.zeros((a.shape[0], int(round(gap * sample_rate))))
+    pcm = np.round(np.clip(np.concatenate([a, silence], 1).reshape(-1), -1, 1) * 32767).astype("<i2")
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with wave.open(tmp, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(int(sample_rate))
+            w.writeframes(pcm.tobytes())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return clipped

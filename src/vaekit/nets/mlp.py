@@ -11,6 +11,46 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._fixed import resolve
 
+#: activations by name (``activation="tanh"``, e.g. in a TOML ``[model_options]`` table)
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "tanh": jax.nn.tanh,
+    "relu": jax.nn.relu,
+    "gelu": jax.nn.gelu,
+    "elu": jax.nn.elu,
+    "selu": jax.nn.selu,
+    "silu": jax.nn.silu,
+    "swish": jax.nn.silu,
+    "softplus": jax.nn.softplus,
+    "sigmoid": jax.nn.sigmoid,
+    "leaky_relu": jax.nn.leaky_relu,
+}
+
+
+def activation_fn(activation: str | Callable[[Array], Array]) -> Callable[[Array], Array]:
+    """An activation given by name (see :data:`ACTIVATIONS`) or as a callable."""
+    if isinstance(activation, str):
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"Unknown activation={activation!r}. Valid values: {', '.join(map(repr, ACTIVATIONS))}, or a callable."
+            )
+        return ACTIVATIONS[activation]
+    if not callable(activation):
+        raise TypeError(f"activation must be a name ({', '.join(ACTIVATIONS)}) or a callable, got {activation!r}.")
+    return activation
+
+
+def widths(hidden: int | Sequence[int], name: str = "hidden") -> tuple[int, ...]:
+    """Layer widths from an int (one hidden layer) or a sequence of ints."""
+    if isinstance(hidden, int) and not isinstance(hidden, bool):
+        hidden = (hidden,)
+    try:
+        out = tuple(int(h) for h in hidden)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an int or a sequence of ints, e.g. 500 or (256, 128); got {hidden!r}.") from None
+    if any(h <= 0 for h in out):
+        raise ValueError(f"MLP {name} widths must be positive, got {out}.")
+    return out
+
 
 class MLP(eqx.Module):
     """``in_size -> hidden... -> out_size`` with ``activation`` between layers.
@@ -20,8 +60,9 @@ class MLP(eqx.Module):
 
     :param in_size: number of input features.
     :param out_size: number of outputs.
-    :param hidden: widths of the hidden layers.
-    :param activation: elementwise non-linearity after each hidden layer.
+    :param hidden: widths of the hidden layers (an int for one layer).
+    :param activation: elementwise non-linearity after each hidden layer, or its name
+        (``"tanh"``, ``"relu"``, ... see :data:`ACTIVATIONS`).
     :param final_activation: applied to the output (identity by default).
     """
 
@@ -35,8 +76,8 @@ class MLP(eqx.Module):
         self,
         in_size: int,
         out_size: int,
-        hidden: Sequence[int] = (500,),
-        activation: Callable[[Array], Array] = jax.nn.tanh,
+        hidden: int | Sequence[int] = (500,),
+        activation: str | Callable[[Array], Array] = jax.nn.tanh,
         final_activation: Callable[[Array], Array] = lambda x: x,
         *,
         key: PRNGKeyArray,
@@ -44,9 +85,8 @@ class MLP(eqx.Module):
         for name, v in (("in_size", in_size), ("out_size", out_size)):
             if not isinstance(v, int) or v <= 0:
                 raise ValueError(f"MLP {name} must be a positive int, got {v!r}.")
-        hidden = tuple(int(h) for h in hidden)
-        if any(h <= 0 for h in hidden):
-            raise ValueError(f"MLP hidden widths must be positive, got {hidden}.")
+        hidden = widths(hidden)
+        activation = activation_fn(activation)
         sizes = (in_size, *hidden, out_size)
         keys = jax.random.split(key, len(sizes) - 1)
         self.layers = tuple(
