@@ -49,7 +49,10 @@ def test_evaluate_sample_reconstruct_report(run_dir, tmp_path, capsys):
     assert ev["n"] == 100 and ev["split"] == "test" and ev["iw_samples"] == 64
     # the importance-sampled estimate is a tighter bound than the ELBO
     assert ev["elbo"] <= ev["log_likelihood"] + 0.05 < 0
-    assert "log-likelihood" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "log-likelihood" in captured.out
+    # a progress bar with an ETA on stderr (issue 12): "100/100 [00:01<00:00, ...]"
+    assert "log-likelihood, 64 importance samples (test)" in captured.err and "100/100" in captured.err and "<00:00" in captured.err
     assert main(["sample", str(run_dir), "-n", "9", "--output", str(tmp_path / "s.png")]) == 0
     assert main(["sample", str(run_dir), "-n", "9", "--output", str(tmp_path / "s.npy"), "--kind", "sample"]) == 0
     s = np.load(tmp_path / "s.npy")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
@@ -31,6 +32,7 @@ class LatentPath(NamedTuple):
     mean: Array
 
 
+@eqx.filter_jit
 def posterior_mean(model: VAE, x: ArrayLike) -> Array:
     """Mean of q(z|x) for a batch ``x [batch, *data]``: ``[batch, *latent]``.
 
@@ -94,6 +96,11 @@ def interpolate(model: VAE, x_from: ArrayLike, x_to: ArrayLike, n: int = 10, *, 
     if method == "slerp" and on_simplex(model):
         raise ValueError("method='slerp' leaves the simplex; Dirichlet latents use method='linear' (it stays on the simplex).")
     a, b = _one(model, x_from, "x_from"), _one(model, x_to, "x_to")
+    return _interpolate(model, a, b, n, method)
+
+
+@eqx.filter_jit
+def _interpolate(model: VAE, a: Array, b: Array, n: int, method: str) -> LatentPath:
     mu = posterior_mean(model, jnp.stack([a, b]))
     shape = mu.shape[1:]
     z0, z1 = mu[0].reshape(-1), mu[1].reshape(-1)
@@ -136,4 +143,10 @@ def traverse(model: VAE, x: ArrayLike, dim: int, values: ArrayLike) -> LatentPat
         rest = jnp.maximum(1.0 - flat[dim], 1e-12)
         z = z * ((1.0 - v)[:, None] / rest)
     z = z.at[:, dim].set(v).reshape(v.shape[0], *shape)
-    return LatentPath(z, model.decoder.mean(z))
+    return LatentPath(z, decoder_mean(model, z))
+
+
+@eqx.filter_jit
+def decoder_mean(model: VAE, z: ArrayLike) -> Array:
+    """``model.decoder.mean(z)`` compiled as one function (``z [batch, *latent]``)."""
+    return model.decoder.mean(z)

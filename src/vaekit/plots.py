@@ -10,11 +10,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .latent import decoder_mean
 from .model import VAE, reconstruct
+
+# The plots run each model computation as one compiled function: op-by-op dispatch
+# would compile every small operation separately (seconds for a report).
+_reconstruct = eqx.filter_jit(reconstruct)
+
+
+@eqx.filter_jit
+def _prior_draws(model: VAE, key, rows: int, ns: int):
+    kz, kx = jax.random.split(key)
+    z = model.prior_dist().sample(kz, (rows,))
+    xs = model.likelihood(z).sample(kx, (ns,)) if ns else None
+    return model.decoder.mean(z), xs
 
 
 def _mpl():
@@ -80,14 +94,12 @@ def prior_samples(model: VAE, key, path, *, image_shape=None, inverse=None, rows
     """
     if rows < 1 or cols < 1:
         raise ValueError(f"The grid needs at least 1 row and 1 column, got {rows}x{cols}.")
-    kz, kx = jax.random.split(key)
-    z = model.prior_dist().sample(kz, (rows,))
-    mean = _flat(model.decoder.mean(z))
     ns = max(cols - 1, 1 if audio else 0)
+    mean, xs = _prior_draws(model, key, rows, ns)
+    mean = _flat(mean)
     inv = inverse or (lambda a: a)
-    xs = None
     if ns:
-        xs = _flat(np.moveaxis(np.asarray(model.likelihood(z).sample(kx, (ns,))), 0, 1).reshape(rows * ns, -1))
+        xs = _flat(np.moveaxis(np.asarray(xs), 0, 1).reshape(rows * ns, -1))
         xs = inv(xs).reshape(rows, ns, -1)
     if audio:
         return waveforms(inv(mean), path, overlay=xs[:, 0], labels=("decoder mean", "sample"),
@@ -106,11 +118,11 @@ def reconstructions(model: VAE, x, key, path, *, image_shape=None, inverse=None,
     x = np.asarray(x[:n], np.float32)
     inv = inverse or (lambda a: a)
     if audio:
-        s = reconstruct(model, jnp.asarray(x), key)
+        s = _reconstruct(model, jnp.asarray(x), key)
         return waveforms(inv(_flat(x)), path, overlay=inv(_flat(s.mean)), labels=("input", "reconstruction (mean)"), titles=titles)
     cols = [_flat(x)]
     for k in jax.random.split(key, draws):
-        s = reconstruct(model, jnp.asarray(x), k)
+        s = _reconstruct(model, jnp.asarray(x), k)
         cols += [_flat(s.mean), _flat(s.x)]
     arr = np.stack([inv(c) for c in cols], axis=1)  # [n, 1 + 2 * draws, d]
     tiles = _tiles(_display(arr, image_shape is not None), image_shape)
@@ -144,7 +156,7 @@ def lattice(model: VAE, path, *, image_shape=None, inverse=None, size: int = 50,
     q = lattice_points(size, span)
     zy, zx = np.meshgrid(q[::-1], q, indexing="ij")  # z2 grows upwards
     z = jnp.asarray(np.stack([zx.ravel(), zy.ravel()], -1))
-    mean = _flat(model.decoder.mean(z))
+    mean = _flat(decoder_mean(model, z))
     mean = (inverse or (lambda a: a))(mean).reshape(size, size, -1)
     if image_shape is None:
         return line_grid(mean, path, row_values=q[::-1], col_values=q)

@@ -28,6 +28,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    import equinox as eqx
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -47,7 +48,7 @@ def run(args) -> int:
     x = datasets.materialize(ds.x)
     xm = pre.transform(x) if pre is not None else x
     check_data(model, xm, f"the {args.split} split")
-    s = reconstruct(model, jnp.asarray(xm), jax.random.key(args.seed))
+    s = eqx.filter_jit(reconstruct)(model, jnp.asarray(xm), jax.random.key(args.seed))  # one compiled function
     mean = np.asarray(s.mean, np.float32).reshape(len(x), -1)
     if pre is not None:
         mean = pre.inverse_transform(mean)

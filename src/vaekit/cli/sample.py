@@ -137,6 +137,7 @@ def parse_grid(text: str) -> tuple[int, int]:
 
 
 def run(args) -> int:
+    import equinox as eqx
     import jax
     import numpy as np
 
@@ -151,7 +152,7 @@ def run(args) -> int:
         raise ValueError(f"-n must be a positive int, got {args.n}.")
     out = check_output(args.output)
     model, pre, cfg = load_run(args.run)
-    s = sample(model, jax.random.key(args.seed), args.n)
+    s = eqx.filter_jit(sample)(model, jax.random.key(args.seed), args.n)  # one compiled function
     v = np.asarray(s.mean if args.kind == "mean" else s.x, np.float32)
     v = v.reshape(args.n, -1)
     if pre is not None:
