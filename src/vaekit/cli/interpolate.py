@@ -42,11 +42,13 @@ def run(args) -> int:
     from ..report import _kw
     from ..run import load_run
     from ..plots import strip
-    from .sample import audio_rate_of, check_output, image_shape_of, write_values
+    from .sample import audio_rate_of, check_output, check_wav, image_shape_of, write_values
 
     run_dir = Path(args.run)
     i, j = args.rows
     out = check_output(args.output) if args.output else run_dir / "plots" / f"interpolation-{i}-{j}.png"
+    if out.suffix.lower() == ".wav":
+        check_wav(run_dir)
     model, pre, cfg = load_run(run_dir)
     ds = datasets.load(cfg["data"], args.split, **_kw(cfg))
     n = datasets.n_examples(ds.x)

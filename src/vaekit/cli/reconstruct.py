@@ -38,9 +38,11 @@ def run(args) -> int:
     from ..model import reconstruct
     from ..report import _kw
     from ..run import load_run
-    from .sample import audio_rate_of, check_output, write_values
+    from .sample import audio_rate_of, check_output, check_wav, write_values
 
     out = check_output(args.output)
+    if out.suffix.lower() == ".wav":
+        check_wav(args.run)
     if args.n < 0:
         raise ValueError(f"-n must be >= 0, got {args.n}.")
     model, pre, cfg = load_run(args.run)

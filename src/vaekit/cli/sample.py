@@ -96,6 +96,15 @@ def write_grid(values, out: Path, image_shape, cols: int) -> None:
     _save_image(grid(tiles, scale=_scale_for(image_shape)), out)
 
 
+def check_wav(run) -> None:
+    """Fail before any work when ``.wav`` output is asked of a run that is not audio."""
+    from .. import io as vio
+
+    path = Path(run) / "config.json"
+    if path.is_file() and audio_rate_of(vio.read_json(path)) is None:
+        raise ValueError("WAV output needs an audio run (trained on a folder of WAV files). Use --output FILE.npy or .png.")
+
+
 def write_values(values, out: Path, cfg: dict, *, cols: int, titles=None, overlay=None) -> str:
     """Examples ``values [n, d]`` (data space) to ``out``: .npy array, PNG image grid (or
     waveforms for audio), or a .wav file of the frames one after another (audio runs).
@@ -151,6 +160,8 @@ def run(args) -> int:
     if args.n < 1:
         raise ValueError(f"-n must be a positive int, got {args.n}.")
     out = check_output(args.output)
+    if out.suffix.lower() == ".wav":
+        check_wav(args.run)
     model, pre, cfg = load_run(args.run)
     s = eqx.filter_jit(sample)(model, jax.random.key(args.seed), args.n)  # one compiled function
     v = np.asarray(s.mean if args.kind == "mean" else s.x, np.float32)
