@@ -102,7 +102,7 @@ def prior_samples(model: VAE, key, path, *, image_shape=None, inverse=None, rows
         xs = _flat(np.moveaxis(np.asarray(xs), 0, 1).reshape(rows * ns, -1))
         xs = inv(xs).reshape(rows, ns, -1)
     if audio:
-        return waveforms(inv(mean), path, overlay=xs[:, 0], labels=("decoder mean", "sample"),
+        return waveforms(xs[:, 0], path, overlay=inv(mean), labels=("sample", "decoder mean"),
                          titles=[f"prior draw {i + 1}" for i in range(rows)])
     parts = [inv(mean)[:, None]] + ([xs[:, : cols - 1]] if cols > 1 else [])
     arr = np.concatenate(parts, axis=1)  # [rows, cols, d]
@@ -292,8 +292,7 @@ def latent_scatter(model: VAE, x, y, path, *, max_points: int = 5000) -> Path:
         from .plots_latent import plot_simplex
 
         fig, ax = plt.subplots(figsize=(6, 5), dpi=100)
-        labels = None if y is None else np.unique(y, return_inverse=True)[1]
-        plot_simplex(m, labels, ax=ax)
+        plot_simplex(m, y, ax=ax)
         ax.set_title(f"Posterior means on the simplex (K={m.shape[1]})")
         fig.tight_layout()
         fig.savefig(path)

@@ -26,6 +26,24 @@ def _plt():
     return plt
 
 
+def _scatter(ax: Any, xy: np.ndarray, labels: ArrayLike | None, s: float) -> None:
+    """Points coloured by label: a legend for up to 20 classes, else a colour bar."""
+    if labels is None:
+        ax.scatter(xy[:, 0], xy[:, 1], s=s)
+        return
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    if len(classes) > 20:
+        sc = ax.scatter(xy[:, 0], xy[:, 1], s=s, c=labels, cmap="viridis")
+        ax.figure.colorbar(sc, ax=ax)
+        return
+    cmap = _plt().get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    for i, c in enumerate(classes):
+        sel = labels == c
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=s, color=cmap(i), label=str(c))
+    ax.legend(markerscale=2, fontsize=7, title="label", loc="best")
+
+
 def simplex_to_plane(p: ArrayLike) -> np.ndarray:
     """Barycentric map of points on the 2-simplex ``p [n, 3]`` to the triangle, ``[n, 2]``."""
     p = np.asarray(p, dtype=np.float64)
@@ -48,10 +66,7 @@ def plot_simplex(z: ArrayLike, labels: ArrayLike | None = None, *, ax: Any = Non
         _, ax = plt.subplots(figsize=(5, 4.5))
     xy = simplex_to_plane(z)
     ax.plot(*np.vstack([TRIANGLE, TRIANGLE[:1]]).T, color="k", lw=0.8)
-    kw = {} if labels is None else {"c": np.asarray(labels), "cmap": "tab10"}
-    sc = ax.scatter(xy[:, 0], xy[:, 1], s=s, **kw)
-    if labels is not None:
-        ax.figure.colorbar(sc, ax=ax)
+    _scatter(ax, xy, labels, s)
     ax.set_aspect("equal")
     ax.axis("off")
     if path is not None:
@@ -75,10 +90,7 @@ def plot_latent(model: Any, x: ArrayLike, labels: ArrayLike | None = None, *, ax
     plt = _plt()
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4.5))
-    kw = {} if labels is None else {"c": np.asarray(labels), "cmap": "tab10"}
-    sc = ax.scatter(z[:, 0], z[:, 1], s=4, **kw)
-    if labels is not None:
-        ax.figure.colorbar(sc, ax=ax)
+    _scatter(ax, z, labels, 4.0)
     ax.set_xlabel("z1")
     ax.set_ylabel("z2")
     if path is not None:
