@@ -146,3 +146,14 @@ def test_optimizer_settings_from_flags_and_toml(tmp_path, capsys):
     assert float(sched(0)) == 0.0 and float(sched(10)) == pytest.approx(1e-3) and float(sched(30)) == pytest.approx(0.0)
     assert main(["train", "--data", "digits", "--adam-betas", "0.9", "--out", str(tmp_path / "x")]) == 2
     assert "adam_betas must be two numbers in [0, 1)" in capsys.readouterr().err
+
+
+def test_each_model_gets_its_own_width_and_batch_size():
+    from types import SimpleNamespace
+
+    stub = SimpleNamespace(choice=defaults.Choice("gaussian", "none"), x=np.zeros((40, 64), np.float32), xv=None)
+    for model, hidden in [("conv_vae", [32, 64]), ("discrete_vae", [200]), ("vae", [500]), ("iwae", [500])]:
+        cfg = vrun.resolve_from_data(vrun.resolve_config({"model": model}), stub)
+        assert cfg["hidden"] == hidden and cfg["batch_size"] == 40  # 100, capped at the 40 rows
+        assert vrun.model_spec(cfg, 64)["options"]["hidden"] == hidden
+    assert vrun.resolve_from_data(vrun.resolve_config({"model": "conv_vae", "hidden": 8}), stub)["hidden"] == [8]

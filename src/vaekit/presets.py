@@ -2,7 +2,9 @@
 
 ``n_features`` is the number of features (flat data) or the shape of one example
 (``(H, W)`` / ``(H, W, C)`` images, ``(T,)`` audio frames). Every preset takes
-``latent_dim``, ``hidden`` and ``likelihood``; :func:`fit_options` gives the extra
+``latent_dim``, ``hidden`` (an int or a sequence; each preset's own width, see
+:func:`default_hidden`), ``likelihood`` and ``variance`` (the decoder's, for
+Gaussian-type likelihoods); :func:`fit_options` gives the extra
 ``vk.fit`` arguments a preset needs (e.g. the IWAE objective).
 
 =================  ==================================================================
@@ -288,6 +290,7 @@ def dirichlet_vae(
     prior_alpha: float = 0.98,
     latent: str | None = None,
     prior: str | None = None,
+    variance: str = "diag",
 ) -> VAE:
     """Dirichlet VAE (Joo et al. 2019, arXiv 1901.02739): Dirichlet posterior over a
     ``latent_dim`` simplex, ``Dir(prior_alpha)`` prior (0.98 as in the paper), by default
@@ -305,7 +308,7 @@ def dirichlet_vae(
         raise ValueError(f"dirichlet_vae needs latent_dim >= 2, got {latent_dim!r}.")
     k1, k2 = jax.random.split(key)
     enc = _encoder("dirichlet", _mlp_factory(shape, hidden, activation, k1), latent_dim, num_classes=0, temperature=1.0, key=k1, sampler=sampler, kl=kl, newton_steps=newton_steps)
-    dec = decoder_for(likelihood, latent_dim, _features_arg(shape), hidden, activation, k2)
+    dec = decoder_for(likelihood, latent_dim, _features_arg(shape), hidden, activation, k2, variance=variance)
     return VAE(prior=DirichletPrior(latent_dim, prior_alpha), encoder=enc, decoder=dec)
 
 
@@ -373,6 +376,7 @@ def discrete_vae(
     baseline: str = "loo+learned",
     n_samples: int = 1,
     prior: str | None = None,
+    variance: str = "diag",
 ) -> VAE:
     """Discrete-latent VAE: ``latent="bernoulli"`` or ``"categorical"`` trained by
     REINFORCE with a leave-one-out and/or learned input-dependent baseline (NVIL, Mnih
@@ -387,7 +391,7 @@ def discrete_vae(
         raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
     shape = _shape(n_features)
     k1, k2 = jax.random.split(key)
-    model = vae(n_features, key=k1, latent_dim=latent_dim, hidden=hidden, likelihood=likelihood, activation=activation, latent=latent, num_classes=num_classes, temperature=temperature, prior=prior)
+    model = vae(n_features, key=k1, latent_dim=latent_dim, hidden=hidden, likelihood=likelihood, activation=activation, latent=latent, num_classes=num_classes, temperature=temperature, prior=prior, variance=variance)
     if latent != "concrete" and "learned" in baseline:
         net = MLP(math.prod(shape), 1, widths(hidden)[:1] or (32,), activation_fn(activation), key=k2)
         return BaselineVAE(model.prior, model.encoder, model.decoder, baseline=net)
@@ -405,6 +409,7 @@ def flow_vae(
     n_flows: int = 4,
     prior: str | None = None,
     activation: str | Callable[[Array], Array] = jax.nn.tanh,
+    variance: str = "diag",
 ) -> VAE:
     """Flow posterior VAE: diagonal Gaussian base followed by ``n_flows`` planar layers
     (Rezende & Mohamed 2015, arXiv 1505.05770) or IAF-style affine autoregressive layers
@@ -412,7 +417,7 @@ def flow_vae(
     _choice("latent", latent, ("planar", "iaf"))
     if latent == "iaf" and latent_dim < 2:
         raise ValueError("latent='iaf' needs latent_dim >= 2.")
-    return vae(n_features, key=key, latent_dim=latent_dim, hidden=hidden, likelihood=likelihood, latent=latent, n_flows=n_flows, prior=prior, activation=activation)
+    return vae(n_features, key=key, latent_dim=latent_dim, hidden=hidden, likelihood=likelihood, latent=latent, n_flows=n_flows, prior=prior, activation=activation, variance=variance)
 
 
 PRESETS: dict[str, Callable[..., VAE]] = {
