@@ -299,9 +299,10 @@ def _takes_shared_variance(model: str) -> bool:
     return model != "conv_vae" and "variance" in presets.valid_options(model)
 
 
-def resolve_from_data(cfg: dict[str, Any], data: RunData) -> dict[str, Any]:
+def resolve_from_data(cfg: dict[str, Any], data: RunData, *, strict: bool = True) -> dict[str, Any]:
     """``cfg`` with what depends on the data resolved: likelihood, preprocessing (and the
-    decoder variance they imply), the preset's width, and the batch size (checked)."""
+    decoder variance they imply), the preset's width, and the batch size (checked; with
+    ``strict=False``, for runs resumed from before the check, capped at the rows as then)."""
     ch = data.choice
     cfg = {
         **cfg,
@@ -313,8 +314,8 @@ def resolve_from_data(cfg: dict[str, Any], data: RunData) -> dict[str, Any]:
         cfg["hidden"] = list(presets.default_hidden(cfg["model"]))
     n = datasets.n_examples(data.x)
     held = "" if data.xv is None or "valid" in datasets.splits(cfg["data"]) else f" after holding out {datasets.n_examples(data.xv)} for validation"
-    if cfg["batch_size"] is None:
-        cfg["batch_size"] = min(DEFAULT_BATCH_SIZE, n)
+    if cfg["batch_size"] is None or not strict:
+        cfg["batch_size"] = min(cfg["batch_size"] or DEFAULT_BATCH_SIZE, n)
     elif cfg["batch_size"] > n:
         raise ValueError(
             f"batch_size={cfg['batch_size']} is larger than the training split, which has {n} rows{held}. "
@@ -486,7 +487,7 @@ def train(
         prepare_out(out, overwrite)
     barrier("vaekit-run-prepared")
     data = RunData(cfg, new_defaults=not resume)
-    cfg = resolve_from_data(cfg, data)
+    cfg = resolve_from_data(cfg, data, strict=not resume)
     if is_main_process():  # the data-aware defaults, always said out loud (vaekit.defaults)
         notice = data.choice.notice
         if resume:
