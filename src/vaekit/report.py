@@ -167,7 +167,7 @@ def make_report(run: str | Path, *, lattice_range: float | None = None, lattice_
     notice = (cfg.get("defaults_chosen") or {}).get("notice")
     ev = vio.read_json(run / "eval.json") if (run / "eval.json").is_file() else None
     env = cfg.pop("environment", {})
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v))}</td></tr>" for k, v in cfg.items())
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v, ensure_ascii=False))}</td></tr>" for k, v in cfg.items())
     env_rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v))}</td></tr>" for k, v in env.items())
     metrics = dict(status.get("final", {}))
     metrics.pop("time", None)
