@@ -492,7 +492,7 @@ def train(
         notice = data.choice.notice
         if resume:
             notice = (saved.get("defaults_chosen") or {}).get("notice") or notice
-        print(notice, flush=True)
+        _say(notice)
     spec = model_spec(cfg, data.n_features)
     root = jax.random.key(cfg["seed"])
     model_key, fit_key = jax.random.split(root)
@@ -608,6 +608,14 @@ def train(
         _set_status(out, "finished", epochs=epochs_done, final=summary, stopped_early=epochs_done < cfg["epochs"])
     barrier("vaekit-run-finished")
     return out
+
+
+def _say(line: str) -> None:
+    """Print ``line``; terminals that cannot show ``×``/``→`` get ASCII instead of an error."""
+    try:
+        print(line, flush=True)
+    except UnicodeEncodeError:
+        print(line.replace("×", "x").replace("→", "->").encode("ascii", "replace").decode(), flush=True)
 
 
 def _should_stop(history: dict[str, list[float]], patience: int) -> bool:
