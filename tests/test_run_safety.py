@@ -255,6 +255,13 @@ def test_a_start_killed_before_its_first_checkpoint_can_be_restarted_in_place(ba
     assert main(["train", "--resume", str(run), "--quiet"]) == 0  # the advice works
     assert "restarting it from epoch 0" in capsys.readouterr().err
     assert (run / "model.eqx").read_bytes() == (base / "model.eqx").read_bytes()
+    # but a finished run whose checkpoints were deleted is never retrained over its model
+    for c in vrun.checkpoints(run):
+        c.unlink()
+    model = (run / "model.eqx").read_bytes()
+    assert main(["train", "--resume", str(run), "--epochs", "5", "--quiet"]) == 2
+    assert "has a final model.eqx but no checkpoint to continue from" in _err(capsys)
+    assert (run / "model.eqx").read_bytes() == model
 
 
 # ---- item 9 -------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def as_data(x: Any, name: str = "x") -> np.ndarray:
                 rows = np.unique(np.nonzero(big.reshape(a.shape[0], -1))[0])
                 raise ValueError(
                     f"{name} has {int(big.sum())} value(s) too large for float32, the precision "
-                    f"vaekit computes in (|x| > 3.4e38), e.g. {a[big][0]!r} (first rows: "
+                    f"vaekit computes in (|x| > 3.4e38), e.g. {float(a[big][0])!r} (first rows: "
                     f"{rows[:5].tolist()}). Rescale the data (e.g. standardize it) or remove them."
                 )
     return a

@@ -3,12 +3,17 @@
 ``train(config, out=..., resume=..., overwrite=...)`` is what ``vaekit train`` runs. A run
 folder holds:
 
-* ``vaekit.json``: ``{"kind": "run", "status": ...}``;
+* ``vaekit.json``: the marker ``{"kind": "run", "format": 1, "status": ...}`` (status
+  ``starting``, ``running``, ``finished``, ``interrupted``, ``diverged`` or ``failed``;
+  when finished also the SHA-256 of ``model.eqx``);
+* ``.vaekit.lock``: locked (``flock``) by the process training in the folder;
 * ``config.json``: the fully resolved configuration plus the environment (vaekit and
-  JAX versions, git commit, devices, seed, command line);
+  JAX versions, git commit, devices, seed, command line) and the fingerprint of the
+  training data;
 * ``metrics.jsonl``: one JSON line per epoch;
-* ``checkpoints/epoch-NNNN.ckpt``: model, optimizer state, step, PRNG key, history
-  (every ``checkpoint_every`` epochs, at the end and on Ctrl-C);
+* ``checkpoints/epoch-NNNN.ckpt``: model, optimizer state, step, PRNG key, history and
+  a checksum (every ``checkpoint_every`` epochs, at the end, on Ctrl-C/SIGTERM/SIGHUP
+  and before a divergence);
 * ``model.eqx`` and ``preprocessing.json``: the final model and its preprocessing
   (``vk.load(run_dir)``);
 * later ``eval.json``, ``plots/`` and ``report.html``.
@@ -640,13 +645,6 @@ def _train(cfg, out: Path, resume: bool, overwrite: bool, quiet: bool, explicit:
         model = vio.build_model(spec, model_key)
     except TypeError as e:
         raise ValueError(f"Model {cfg['model']!r} does not accept these options: {e}") from None
-    if isinstance(model, VampVAE) and not resume and not _is_source(data.x):
-        # A VampPrior moves with the encoder, so nothing anchors the latents early on:
-        # start the decoder at the data marginal, or the encoder can collapse.
-        try:
-            model = init_output_bias(model, data.x)
-        except TypeError:
-            pass  # a decoder this does not apply to (e.g. a conv net)
     bs = min(cfg["batch_size"], len(data.x))
     steps = len(data.x) // bs
     optimizer = make_optimizer(cfg, steps)
@@ -663,6 +661,12 @@ def _train(cfg, out: Path, resume: bool, overwrite: bool, quiet: bool, explicit:
         for path, reason in ckpts.skipped:
             print(f"warning: skipped checkpoint {path.name} ({reason}); kept it as {path.name}.corrupt", file=sys.stderr)
         if loaded is None:
+            if (out / vio.MODEL_FILE).is_file():  # never retrain over a final model
+                raise FileNotFoundError(
+                    f"--resume {out}: the run has a final {vio.MODEL_FILE} but no checkpoint to continue "
+                    "from (were they deleted?). Start a new run with another --out, or pass --out "
+                    f"{out} --overwrite to replace it."
+                )
             print(f"note: {out} has no checkpoint; restarting it from epoch 0 with its saved configuration.", file=sys.stderr)
         else:
             state, fit_key, _ = loaded
@@ -687,6 +691,13 @@ def _train(cfg, out: Path, resume: bool, overwrite: bool, quiet: bool, explicit:
         )
         vio.write_json(out / "preprocessing.json", data.pre.to_dict())
         vio.atomic_write(out / "metrics.jsonl", lambda f: None)
+    if isinstance(model, VampVAE) and state is None and not _is_source(data.x):
+        # A VampPrior moves with the encoder, so nothing anchors the latents early on:
+        # start the decoder at the data marginal, or the encoder can collapse.
+        try:
+            model = init_output_bias(model, data.x)
+        except TypeError:
+            pass  # a decoder this does not apply to (e.g. a conv net)
     barrier("vaekit-run-prepared")
     if main:
         _set_status(out, "running")
@@ -800,7 +811,8 @@ def _train(cfg, out: Path, resume: bool, overwrite: bool, quiet: bool, explicit:
         summary = {k: v[-1] for k, v in history.items() if v}
         _set_status(
             out, "finished", epochs=epochs_done, final=summary, stopped_early=epochs_done < cfg["epochs"],
-            model_sha256=digest, model_epochs=epochs_done, skipped_steps=last["skipped"],
+            model_sha256=digest, model_epochs=epochs_done,
+            skipped_steps=sum(v for v in history.get("skipped_steps", []) if v),
         )
     barrier("vaekit-run-finished")
     return out

@@ -1,4 +1,5 @@
-"""Training: one compiled ``lax.scan`` per epoch (or per streamed chunk), on one or many devices."""
+"""Training: one compiled loop per epoch (run in parts of about a second, or per streamed
+chunk), on one or many devices; checkpoints, skipped-step counts and divergence checks."""
 
 from __future__ import annotations
 
@@ -182,8 +183,9 @@ class TrainingDiverged(FloatingPointError):
 class Trainer(eqx.Module):
     """Compiled epoch and evaluation functions for one model structure and loss.
 
-    ``train_epoch`` runs a whole epoch as one jitted ``lax.scan``: a permutation of the
-    on-device data is drawn from the epoch key, and each step gathers its batch,
+    ``train_epoch`` runs a whole epoch as one jitted loop (``train_epoch_part`` the steps
+    ``start .. stop - 1`` of it, with the same compiled program for every part): a
+    permutation of the on-device data is drawn from the epoch key, and each step gathers its batch,
     computes the loss gradient on the trainable arrays (``vk.trainable``) and applies
     the optimizer. Fixed arrays and everything else pass through unchanged.
     ``train_chunk`` runs the same steps over a chunk of batches read from a streamed

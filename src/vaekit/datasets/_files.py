@@ -98,7 +98,7 @@ def _float32(x: np.ndarray, path, columns: list[str] | None = None) -> np.ndarra
             )
             raise ValueError(
                 f"{path}: {int(big.sum())} value(s) too large for float32, the precision vaekit "
-                f"trains in (|x| > 3.4e38), e.g. {x[tuple(at)]!r} in {where}. Rescale or remove them."
+                f"trains in (|x| > 3.4e38), e.g. {float(x[tuple(at)])!r} in {where}. Rescale or remove them."
             )
     return x.astype(np.float32)
 
