@@ -240,14 +240,14 @@ class Trainer(eqx.Module):
             return c, losses.at[i].set(value)
 
         (diff, opt_state, step), losses = jax.lax.fori_loop(start, stop, body, ((diff, opt_state, step), losses))
-        return eqx.combine(diff, static), opt_state, step, losses
+        return eqx.combine(diff, static), opt_state, step, losses, _finite(diff)
 
     @eqx.filter_jit
     def train_epoch(self, model: VAE, opt_state, x: Array, key: PRNGKeyArray, step: Array):
         """One epoch over ``x [n, *data]``: returns ``(model, opt_state, step, losses [n_batches])``."""
         n_batches = x.shape[0] // self.batch_size
         losses = jnp.zeros(n_batches, jnp.float32)
-        return self._epoch_steps(model, opt_state, x, key, step, losses, 0, n_batches)
+        return self._epoch_steps(model, opt_state, x, key, step, losses, 0, n_batches)[:4]
 
     @eqx.filter_jit
     def train_epoch_part(
@@ -259,7 +259,8 @@ class Trainer(eqx.Module):
         compiled program for every part, so an epoch run as several parts is
         bit-identical to one run as a single part. ``losses [n_batches]`` collects the
         step losses (entries ``start .. stop - 1`` are set). Returns ``(model,
-        opt_state, step, losses)``.
+        opt_state, step, losses, finite)``, ``finite`` telling whether all trainable
+        parameters are finite.
         """
         return self._epoch_steps(model, opt_state, x, key, step, losses, start, stop)
 
@@ -401,7 +402,9 @@ def fit(
         folder already holds a checkpoint of the same run (same initial model, key,
         batch size and data), training continues from the newest one that verifies and
         ends bit-identical to an uninterrupted run; checkpoints of a different run are
-        refused. The folder is locked while training.
+        refused. The folder is locked while training. (``vaekit train`` passes a
+        :class:`vaekit.io.Checkpoints` instead: its run folder is locked, and it resumes
+        itself.)
     :returns: the trained model (as ordinary single-device arrays) and ``history`` with
         ``"train_loss"`` (mean over the epoch's batches), ``"val_loss"`` (when ``x_val``
         is given; the loss on all of ``x_val``), ``"time"`` (seconds per epoch), nats
@@ -501,27 +504,31 @@ def _train_loop(trainer, model, x, xv, key, epochs, resume, place, stream, callb
     saved = start if resume is not None else 0  # epoch of the newest checkpoint written or read
     parts = _EpochParts(rep)
     warned = False
+    before = _skip_counters(opt_state)
+    before = sum(int(a) for a in jax.device_get(before)) if before else None
     try:
         for epoch in range(start, epochs):
             t0 = time.perf_counter()
             ekey = jax.random.fold_in(train_key, epoch)
-            before = _skipped_total(opt_state)
             if stream:
                 model, opt_state, step, losses = _stream_epoch(
                     trainer, model, opt_state, x, ekey, step, place, max_chunk_bytes, prefetch
                 )
+                finite = _all_finite(model)
             else:
-                model, opt_state, step, losses = parts.run(trainer, model, opt_state, x, rep(ekey), step)
-            after = _skipped_total(opt_state)
+                model, opt_state, step, losses, finite = parts.run(trainer, model, opt_state, x, rep(ekey), step)
+            after, finite = jax.device_get((_skip_counters(opt_state), finite))  # one transfer
+            after = sum(int(a) for a in after) if after else None
             n_steps = int(losses.shape[0])
             skipped = after - before if after is not None else int(np.sum(~np.isfinite(np.asarray(losses))))
+            before = after
             val = None
             if isinstance(xv, Source):
                 val = _stream_evaluate(trainer, model, xv, val_key, step, place, max_chunk_bytes, prefetch)
             elif xv is not None:
                 val = float(trainer.evaluate(model, xv, rep(val_key), step))
             what = None
-            if not bool(_all_finite(model)):
+            if not bool(finite):
                 what = "the model's parameters became non-finite"
             elif n_steps and skipped >= n_steps:
                 what = f"all {n_steps} steps had a non-finite loss or gradient and were skipped"
@@ -602,43 +609,66 @@ class _EpochParts:
 
     def __init__(self, rep):
         self.rep, self.rate, self.calls = rep, None, 0
+        self.bounds: dict[tuple[int, int], Any] = {}  # (start, stop) -> device scalars, reused
+        self.buffer = None  # the losses array of the previous epoch, reused (every entry is set)
 
     def _size(self, remaining: int) -> int:
         if self.rate is None:
             return min(remaining, 2 ** max(0, self.calls - 1))
         return max(1, min(remaining, int(self.rate * PART_SECONDS)))
 
+    def _bounds(self, lo: int, hi: int):
+        if (lo, hi) not in self.bounds:
+            if len(self.bounds) > 256:
+                self.bounds.clear()
+            self.bounds[lo, hi] = self.rep((jnp.asarray(lo, jnp.int32), jnp.asarray(hi, jnp.int32)))
+        return self.bounds[lo, hi]
+
     def run(self, trainer: Trainer, model, opt_state, x, key, step):
         n_batches = x.shape[0] // trainer.batch_size
-        losses = self.rep(jnp.zeros(n_batches, jnp.float32))
+        losses = self.buffer
+        if losses is None or losses.shape != (n_batches,):
+            losses = self.rep(jnp.zeros(n_batches, jnp.float32))
+        finite = None
         i = 0
         while i < n_batches:
             k = self._size(n_batches - i)
-            lo, hi = self.rep((np.asarray(i, np.int32), np.asarray(i + k, np.int32)))
+            lo, hi = self._bounds(i, i + k)
             t0 = time.perf_counter()
-            model, opt_state, step, losses = trainer.train_epoch_part(model, opt_state, x, key, step, losses, lo, hi)
+            model, opt_state, step, losses, finite = trainer.train_epoch_part(model, opt_state, x, key, step, losses, lo, hi)
             jax.block_until_ready(step)
             dt = time.perf_counter() - t0
             if self.calls > 0 and (dt > 0.05 or self.rate is not None):
                 self.rate = k / max(dt, 1e-6)
             self.calls += 1
             i += k
-        return model, opt_state, step, losses
+        if finite is None:  # an epoch of no steps
+            finite = _all_finite(model)
+        self.buffer = losses
+        return model, opt_state, step, losses, finite
 
 
-def _skipped_total(opt_state) -> int | None:
-    """Non-finite steps counted so far by skip-non-finite optimizer states (None: none)."""
+def _skip_counters(opt_state) -> list:
+    """The counts of non-finite steps kept by skip-non-finite optimizer states."""
     nodes = jax.tree.leaves(opt_state, is_leaf=lambda t: hasattr(t, "total_notfinite") and isinstance(t, tuple))
-    totals = [t.total_notfinite for t in nodes if hasattr(t, "total_notfinite")]
-    return sum(int(np.asarray(t)) for t in totals) if totals else None
+    return [t.total_notfinite for t in nodes if hasattr(t, "total_notfinite")]
 
 
-@eqx.filter_jit
-def _all_finite(tree) -> Array:
-    leaves = jax.tree.leaves(eqx.filter(tree, eqx.is_inexact_array))
+def _finite(tree) -> Array:
+    leaves = [a for a in jax.tree.leaves(tree) if eqx.is_inexact_array(a)]
     if not leaves:
         return jnp.asarray(True)
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
+
+
+@jax.jit
+def _finite_leaves(leaves) -> Array:
+    return _finite(leaves)
+
+
+def _all_finite(model) -> Array:
+    """Whether every floating-point array of ``model`` is finite."""
+    return _finite_leaves([a for a in jax.tree.leaves(model) if eqx.is_inexact_array(a)])
 
 
 @contextlib.contextmanager
