@@ -707,16 +707,21 @@ def _run_identity(model, key, batch_size: int, x) -> dict[str, Any]:
 
 
 def _resume_from(saver, model, opt_state_like, key) -> TrainState | None:
-    """The newest verified checkpoint of ``saver`` when it belongs to this run."""
-    loaded = saver.latest(model, opt_state_like, key)
-    for path, reason in saver.skipped:
-        warnings.warn(f"skipped checkpoint {path}: {reason}", RuntimeWarning, stacklevel=4)
-    if loaded is None:
-        return None
-    state, _, head = loaded
-    mine, theirs = saver.header.get("fit", {}), head.get("fit")
-    if theirs is not None:
-        diff = [k for k in ("model", "key", "batch_size", "data") if mine.get(k) != theirs.get(k)]
+    """The newest verified checkpoint of ``saver`` when it belongs to this run.
+
+    The run is compared from the newest readable header before any arrays are read, so
+    the checkpoints of a different run are refused and left untouched.
+    """
+    from . import io as vio
+
+    vio.remove_stale_tmp(saver.folder)  # left by a process killed mid-write; we hold the lock
+    mine = saver.header.get("fit", {})
+    for path in reversed(saver.paths()):
+        try:
+            theirs = vio.read_checkpoint_header(path).get("fit")
+        except (ValueError, OSError):
+            continue  # a damaged file: latest() reports it
+        diff = [k for k in ("model", "key", "batch_size", "data") if theirs is not None and mine.get(k) != theirs.get(k)]
         if diff:
             names = {"model": "initial model", "key": "key", "batch_size": "batch size", "data": "training data"}
             raise ValueError(
@@ -724,7 +729,11 @@ def _resume_from(saver, model, opt_state_like, key) -> TrainState | None:
                 f"{', '.join(names[k] for k in diff)} differ). Pass another checkpoint_dir, or "
                 "delete its checkpoints to start again."
             )
-    return state
+        break
+    loaded = saver.latest(model, opt_state_like, key)
+    for path, reason in saver.skipped:
+        warnings.warn(f"skipped checkpoint {path}: {reason}", RuntimeWarning, stacklevel=4)
+    return None if loaded is None else loaded[0]
 
 
 def _check_source(model: VAE, source: Source, name: str, max_bytes: int, support: bool = True) -> Source:
