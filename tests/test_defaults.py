@@ -73,15 +73,16 @@ def test_resume_keeps_the_choice(data, tmp_path, capsys):
     the bit is checked on digits, where binarization is chosen from the data, in
     test_cli_workflow.py::test_resume_after_ctrl_c_is_bit_identical.)"""
     out = tmp_path / "tab"
-    assert main(["train", "--data", str(data["csv"]), "--hidden", "8", "--batch-size", "16", "--epochs", "0", "--quiet", "--out", str(out)]) == 0
+    assert main(["train", "--data", str(data["csv"]), "--hidden", "8", "--batch-size", "16", "--epochs", "1", "--quiet", "--out", str(out)]) == 0
     notice = capsys.readouterr().out.splitlines()[0]
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["likelihood"] == "gaussian" and cfg["model_options"] == {"variance": "shared"}
-    # gets past the configuration check and the data (the notice is said again) to the checkpoint
-    assert main(["train", "--resume", str(out), "--epochs", "2", "--quiet"]) == 2
+    # the configurations match and the notice is said again
+    assert main(["train", "--resume", str(out), "--epochs", "2", "--quiet"]) == 0
     captured = capsys.readouterr()
     assert captured.out.splitlines()[0] == notice
-    assert "has no checkpoint to continue from" in captured.err and "configuration differs" not in captured.err
+    assert "configuration differs" not in captured.err
+    assert json.loads((out / "vaekit.json").read_text())["epochs"] == 2
     assert json.loads((out / "config.json").read_text()) == cfg  # nothing rewritten
 
 

@@ -45,6 +45,7 @@ from .preprocessing import Preprocessor as Preprocessor
 from . import distributed as distributed
 from .data_source import ArraySource as ArraySource, Source as Source
 from .training import map_batches as map_batches
+from .training import TrainingDiverged as TrainingDiverged
 from . import anomaly as anomaly
 
 
@@ -118,6 +119,7 @@ __all__ = [
     "StudentT",
     "TrainState",
     "Trainer",
+    "TrainingDiverged",
     "default_optimizer",
     "elbo",
     "encode",

@@ -32,6 +32,15 @@ def as_data(x: Any, name: str = "x") -> np.ndarray:
                 f"{name} contains {int(bad.sum())} NaN/inf value(s) in {len(rows)} row(s) "
                 f"(first rows: {rows[:5].tolist()}). Remove or impute them before training."
             )
+        if a.dtype.itemsize > 4:  # vaekit computes in float32: say so instead of inf later
+            big = np.abs(a) > np.finfo(np.float32).max
+            if big.any():
+                rows = np.unique(np.nonzero(big.reshape(a.shape[0], -1))[0])
+                raise ValueError(
+                    f"{name} has {int(big.sum())} value(s) too large for float32, the precision "
+                    f"vaekit computes in (|x| > 3.4e38), e.g. {float(a[big][0])!r} (first rows: "
+                    f"{rows[:5].tolist()}). Rescale the data (e.g. standardize it) or remove them."
+                )
     return a
 
 

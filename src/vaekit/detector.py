@@ -10,11 +10,12 @@ module is.
 from __future__ import annotations
 
 import functools
-import json
 import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,7 +34,7 @@ from .model import VAE
 from .nets import MLP
 from .objectives import elbo
 from .priors import StandardNormal
-from .training import TrainState, default_optimizer, fit as vk_fit
+from .training import TrainingDiverged, TrainState, default_optimizer, fit as vk_fit
 
 FORMAT_VERSION = 1
 SCALERS = ("robust", "standard")
@@ -275,17 +276,22 @@ class VAEDetector(OutlierMixin, BaseEstimator):
                 best["wait"] += 1
             return best["wait"] >= patience
 
-        vk_fit(
-            model,
-            xt,
-            key=fit_key,
-            epochs=max_epochs,
-            batch_size=bs,
-            optimizer=_optimizer(float(self.learning_rate)),
-            x_val=xv,
-            objective=_neg_elbo,
-            callback=callback,
-        )
+        try:
+            vk_fit(
+                model,
+                xt,
+                key=fit_key,
+                epochs=max_epochs,
+                batch_size=bs,
+                optimizer=_optimizer(float(self.learning_rate)),
+                x_val=xv,
+                objective=_neg_elbo,
+                callback=callback,
+            )
+        except TrainingDiverged:
+            if best["epoch"] == 0:
+                raise
+            # keep the best model from before the divergence
         return best["model"], best["epoch"]
 
     def _offset(self, train_scores: np.ndarray) -> float:
@@ -318,14 +324,19 @@ class VAEDetector(OutlierMixin, BaseEstimator):
 
     # ------------------------------------------------------------- save / load
     def __vaekit_save__(self, path: str | os.PathLike) -> None:
-        """Write ``path/vaekit.json`` (parameters, scaler, offset) and
+        """Write ``path/vaekit.json`` (parameters, scaler, offset, file checksums) and
         ``path/model_<i>.eqx`` (equinox leaves); no pickle. ``path`` must not exist or
-        be an empty folder."""
+        be an empty folder.
+
+        Atomic: everything is written into a temporary folder next to ``path``, which is
+        renamed to ``path`` only when complete; on failure (disk full) it is removed.
+        """
+        from . import io as vio
+
         check_is_fitted(self, "models_")
-        path = os.fspath(path)
-        if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+        path = Path(os.path.abspath(os.fspath(path)))
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise FileExistsError(f"{path} already exists and is not an empty folder; choose a new path.")
-        os.makedirs(path, exist_ok=True)
         meta = {
             "kind": "detector",
             "format_version": FORMAT_VERSION,
@@ -340,19 +351,40 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             "n_epochs": [int(e) for e in self.n_epochs_],
             "models": [f"model_{i}.eqx" for i in range(len(self.models_))],
         }
-        for name, m in zip(meta["models"], self.models_):
-            eqx.tree_serialise_leaves(os.path.join(path, name), m)
-        with open(os.path.join(path, "vaekit.json"), "w") as f:
-            json.dump(meta, f, indent=2)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        try:
+            os.chmod(tmp, 0o777 & ~vio.umask())  # mkdtemp creates 0700
+            meta["sha256"] = {name: vio.write_leaves(tmp / name, m) for name, m in zip(meta["models"], self.models_)}
+            vio.write_json(tmp / "vaekit.json", meta)
+            os.rename(tmp, path)  # replaces an empty folder on POSIX
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if e.errno is None or not e.filename:
+                raise
+            raise OSError(e.errno, e.strerror, str(e.filename).replace(str(tmp), str(path))) from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     @classmethod
     def __vaekit_load__(cls, path: str | os.PathLike) -> VAEDetector:
+        """Load and validate a saved detector: every field of ``vaekit.json`` is checked
+        against the others and against the model files (sizes, checksums) before anything
+        is allocated."""
+        from . import io as vio
+
         path = os.fspath(path)
         meta_path = os.path.join(path, "vaekit.json")
         if not os.path.isfile(meta_path):
             raise FileNotFoundError(f"{meta_path} not found: {path} is not a saved VAEDetector.")
-        with open(meta_path) as f:
-            meta = json.load(f)
+        meta = vio.read_json(meta_path)
+
+        def corrupt(what: str) -> ValueError:
+            return ValueError(f"{meta_path}: {what}; the detector folder is corrupt or was edited. Fit and save the detector again.")
+
+        if not isinstance(meta, dict):
+            raise corrupt("not a JSON object")
         if meta.get("kind") != "detector":
             raise ValueError(f"{path} holds a {meta.get('kind')!r}, not a detector.")
         if meta.get("format_version") != FORMAT_VERSION:
@@ -360,20 +392,95 @@ class VAEDetector(OutlierMixin, BaseEstimator):
                 f"{path} has detector format_version {meta.get('format_version')!r}; this vaekit "
                 f"reads version {FORMAT_VERSION}."
             )
-        params = meta["params"]
+        params = meta.get("params")
+        if not isinstance(params, dict):
+            raise corrupt("'params' is not a table of parameters")
+        params = dict(params)
         if isinstance(params.get("hidden"), list):
             params["hidden"] = tuple(params["hidden"])
-        det = cls(**params)
-        d, lat, hid = meta["n_features_in"], meta["latent_dim"], tuple(meta["hidden"])
+        try:
+            det = cls(**params)
+            det._check_params()
+        except (TypeError, ValueError) as e:
+            raise corrupt(f"bad 'params' ({e})") from None
+
+        def posint(name, v, most=10**7):
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= most:
+                raise corrupt(f"{name}={v!r} is not an int in [1, {most}]")
+            return v
+
+        d = posint("n_features_in", meta.get("n_features_in"))
+        lat = posint("latent_dim", meta.get("latent_dim"), 10**5)
+        hid = meta.get("hidden")
+        if not isinstance(hid, list) or not hid:
+            raise corrupt(f"hidden={hid!r} is not a list of layer widths")
+        hid = tuple(posint("hidden width", h, 10**5) for h in hid)
+        arrays = {}
+        for name in ("center", "scale"):
+            v = meta.get(name)
+            if not isinstance(v, list) or len(v) != d or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in v):
+                raise corrupt(f"{name!r} must hold {d} numbers (n_features_in), got {len(v) if isinstance(v, list) else type(v).__name__}")
+            arrays[name] = np.asarray(v, dtype=np.float64)
+            if not np.isfinite(arrays[name]).all():
+                raise corrupt(f"{name!r} has non-finite values")
+        if (arrays["scale"] <= 0).any():
+            raise corrupt("'scale' has values <= 0")
+        offset, seed = meta.get("offset"), meta.get("seed")
+        if not isinstance(offset, int | float) or isinstance(offset, bool) or not np.isfinite(offset):
+            raise corrupt(f"offset={offset!r} is not a finite number")
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise corrupt(f"seed={seed!r} is not a non-negative int")
+        names = meta.get("models")
+        if not isinstance(names, list) or not names:
+            raise corrupt("'models' lists no model files")
+        for name in names:
+            if not isinstance(name, str) or os.path.basename(name) != name or not name.endswith(".eqx") or name.startswith("."):
+                raise corrupt(f"model file name {name!r} is not a plain .eqx file name")
+        if len(set(names)) != len(names):
+            raise corrupt("'models' names a file twice")
+        n_epochs = meta.get("n_epochs")
+        if not isinstance(n_epochs, list) or len(n_epochs) != len(names) or not all(isinstance(e, int) for e in n_epochs):
+            raise corrupt(f"'n_epochs' must hold one int per model ({len(names)})")
+        sums = meta.get("sha256")  # absent in detectors saved before checksums: read unchecked
+        if sums is not None and (not isinstance(sums, dict) or set(sums) != set(names)):
+            raise corrupt("'sha256' does not list a checksum for each model file")
+        # the sizes the model files must have, from the shapes alone (nothing allocated)
+        try:
+            shapes = jax.eval_shape(lambda k: build_model(d, lat, hid, k, det.variance), jax.random.key(0))
+        except Exception as e:  # noqa: BLE001 - any failure means inconsistent fields
+            raise corrupt(f"its sizes do not describe a model ({type(e).__name__})") from None
+        leaves = [a for a in jax.tree.leaves(shapes) if hasattr(a, "shape")]
+        need = sum(int(np.prod(a.shape)) * np.dtype(a.dtype).itemsize for a in leaves)
+        for name in names:
+            f = os.path.join(path, name)
+            if not os.path.isfile(f):
+                raise corrupt(f"model file {name} is missing")
+            size = os.path.getsize(f)
+            if not need <= size <= need + 256 * len(leaves):
+                raise ValueError(
+                    f"{f} has {size} bytes but vaekit.json describes a model of {need} bytes of "
+                    "arrays: the file is truncated or does not belong to this detector. Fit and save "
+                    "the detector again."
+                )
         like = build_model(d, lat, hid, jax.random.key(0), det.variance)
-        det.models_ = [eqx.tree_deserialise_leaves(os.path.join(path, name), like) for name in meta["models"]]
+        det.models_ = []
+        for n in names:
+            f = os.path.join(path, n)
+            try:
+                det.models_.append(vio.read_leaves(f, like, None if sums is None else sums[n], meta_path))
+            except ValueError as e:
+                if "checksum" in str(e):
+                    raise
+                raise ValueError(
+                    f"{f} does not hold the model that {meta_path} describes (its arrays have other "
+                    "shapes): the folder is corrupt or was edited. Fit and save the detector again."
+                ) from None
         det.n_features_in_ = d
         det.latent_dim_, det.hidden_ = lat, hid
-        det.center_ = np.asarray(meta["center"], dtype=np.float64)
-        det.scale_ = np.asarray(meta["scale"], dtype=np.float64)
-        det.offset_ = float(meta["offset"])
-        det.seed_ = int(meta["seed"])
-        det.n_epochs_ = list(meta["n_epochs"])
+        det.center_, det.scale_ = arrays["center"], arrays["scale"]
+        det.offset_ = float(offset)
+        det.seed_ = seed
+        det.n_epochs_ = list(n_epochs)
         return det
 
     def save(self, path: str | os.PathLike) -> None:

@@ -80,6 +80,27 @@ def _score_term(signal: Array, logq: Array) -> Array:
     return jax.lax.stop_gradient(signal) * (logq - jax.lax.stop_gradient(logq))
 
 
+def _check_support(model: VAE, x: Array, name: str) -> None:
+    """Refuse data outside the decoder's support (its log-density there is meaningless,
+    yet often finite). Skipped when ``x`` is traced (inside ``jit``/``vmap``/``grad``):
+    ``vk.fit`` checks its data once, up front."""
+    if isinstance(x, jax.core.Tracer):
+        return
+    ok = model.decoder.support_check(x)
+    if isinstance(ok, jax.core.Tracer) or bool(jnp.all(ok)):
+        return
+    from ._checks import _support_fix, _support_hint
+
+    bad = jnp.logical_not(ok)
+    example = x.reshape(-1)[jnp.argmax(bad.reshape(-1))] if bad.shape == x.shape else None
+    raise ValueError(
+        f"{name}: x has values outside the support of the decoder {type(model.decoder).__name__} "
+        f"({_support_hint(model.decoder)}): {int(jnp.sum(bad))} bad value(s)"
+        + (f", e.g. {float(example)!r}" if example is not None else "")
+        + f". {_support_fix(model.decoder)}"
+    )
+
+
 def elbo(
     model: VAE,
     x: ArrayLike,
@@ -102,6 +123,7 @@ def elbo(
     _check_options(kl=kl, estimator=estimator, n_samples=n_samples)
     model = resolve(model)
     x = jnp.asarray(x)
+    _check_support(model, x, "vk.elbo")
     q = model.posterior(x)
     p = model.prior_dist()
     est = resolve_estimator(q, estimator)
@@ -145,6 +167,7 @@ def iwae_bound(
     _check_options(estimator=estimator, k=k)
     model = resolve(model)
     x = jnp.asarray(x)
+    _check_support(model, x, "vk.iwae_bound")
     est = resolve_estimator(model.posterior(x), estimator)
     logw, logq = _log_weights(model, x, key, k, est)
     value = jax.nn.logsumexp(logw, 0) - math.log(k)
@@ -223,6 +246,7 @@ def log_likelihood(
     x = jnp.asarray(x)
     if x.ndim < 1 or x.shape[0] == 0:
         raise ValueError("log_likelihood needs a non-empty batch x of shape [batch, *data].")
+    _check_support(model, x, "vk.log_likelihood")
     # Only the value matters here; non-reparameterizable latents are simply sampled.
     est = "reparam" if model.posterior(x[:1]).has_rsample else "reinforce"
     chunk = min(chunk_size, n_samples)

@@ -478,14 +478,39 @@ def _check_options(name: str, options: dict) -> None:
         )
 
 
+def _identity(x):
+    return x
+
+
+#: Activation names accepted for ``activation=`` (e.g. from a TOML ``[model_options]`` table).
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "tanh": jax.nn.tanh,
+    "relu": jax.nn.relu,
+    "gelu": jax.nn.gelu,
+    "elu": jax.nn.elu,
+    "selu": jax.nn.selu,
+    "silu": jax.nn.silu,
+    "swish": jax.nn.silu,
+    "softplus": jax.nn.softplus,
+    "sigmoid": jax.nn.sigmoid,
+    "leaky_relu": jax.nn.leaky_relu,
+    "identity": _identity,
+}
+
+
 def build(name: str, n_features: int | Sequence[int], *, key: PRNGKeyArray, **options) -> VAE:
     """Build the preset ``name`` for data with ``n_features`` features or data shape.
+
+    ``activation`` may be a function or a name from :data:`ACTIVATIONS` (``"tanh"``).
 
     :param n_features: an int (flat data) or the shape of one example, e.g. ``(28, 28)``.
     :raises ValueError: unknown model or option (the message lists the valid ones).
     """
     _choice("model", name, tuple(PRESETS))
     _check_options(name, options)
+    if isinstance(options.get("activation"), str):
+        _choice("activation", options["activation"], tuple(ACTIVATIONS))
+        options["activation"] = ACTIVATIONS[options["activation"]]
     return PRESETS[name](n_features, key=key, **options)
 
 

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from . import datasets, io as vio, plots
-from .run import load_run
+from .run import load_run, read_metrics
 
 
 def _inverse(pre):
@@ -149,12 +149,9 @@ def make_plots(
 
 def _history(run: Path) -> dict[str, list[float]]:
     h: dict[str, list[float]] = {}
-    path = run / "metrics.jsonl"
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                for k, v in json.loads(line).items():
-                    h.setdefault(k, []).append(v)
+    for row in read_metrics(run):  # tolerates the torn last line a crash leaves
+        for k, v in row.items():
+            h.setdefault(k, []).append(float("nan") if v is None else v)
     return h
 
 

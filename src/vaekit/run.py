@@ -3,12 +3,17 @@
 ``train(config, out=..., resume=..., overwrite=...)`` is what ``vaekit train`` runs. A run
 folder holds:
 
-* ``vaekit.json``: ``{"kind": "run", "status": ...}``;
+* ``vaekit.json``: the marker ``{"kind": "run", "format": 1, "status": ...}`` (status
+  ``starting``, ``running``, ``finished``, ``interrupted``, ``diverged`` or ``failed``;
+  when finished also the SHA-256 of ``model.eqx``);
+* ``.vaekit.lock``: locked (``flock``) by the process training in the folder;
 * ``config.json``: the fully resolved configuration plus the environment (vaekit and
-  JAX versions, git commit, devices, seed, command line);
+  JAX versions, git commit, devices, seed, command line) and the fingerprint of the
+  training data;
 * ``metrics.jsonl``: one JSON line per epoch;
-* ``checkpoints/epoch-NNNN.ckpt``: model, optimizer state, step, PRNG key, history
-  (every ``checkpoint_every`` epochs, at the end and on Ctrl-C);
+* ``checkpoints/epoch-NNNN.ckpt``: model, optimizer state, step, PRNG key, history and
+  a checksum (every ``checkpoint_every`` epochs, at the end, on Ctrl-C/SIGTERM/SIGHUP
+  and before a divergence);
 * ``model.eqx`` and ``preprocessing.json``: the final model and its preprocessing
   (``vk.load(run_dir)``);
 * later ``eval.json``, ``plots/`` and ``report.html``.
@@ -24,10 +29,12 @@ import json
 import math
 import os
 import platform
-import shutil
+import signal
 import subprocess
 import sys
+import threading
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +49,7 @@ from .defaults import LIKELIHOODS, choose, summarize
 from .distributed import barrier, is_main_process
 from .initialization import init_output_bias
 from .preprocessing import Preprocessor
-from .training import TrainState, default_optimizer, fit
+from .training import TrainingDiverged, TrainState, _signals_held, default_optimizer, fit
 from .vamp import VampVAE
 
 #: Every configuration key with its default. ``None`` means "not set": ``hidden`` is then
@@ -218,11 +225,12 @@ class RunData:
     FIT_SAMPLE = 20_000
     MEMORY_CAP = 2 * 2**30
 
-    def __init__(self, cfg: dict[str, Any], *, new_defaults: bool = True):
+    def __init__(self, cfg: dict[str, Any], *, new_defaults: bool = True, pre: Preprocessor | None = None):
         ds = datasets.load(cfg["data"], "train", limit=cfg["limit"], **_data_kwargs(cfg))
         self.meta, self.name = ds.meta, ds.name
         x, y = ds.x, ds.y
         n = datasets.n_examples(x)
+        self.fingerprint = vio.data_fingerprint(x)  # recorded in the run, checked on resume
         has_valid = "valid" in datasets.splits(cfg["data"])
         if cfg["val_fraction"] == 0:
             xv = yv = None
@@ -235,6 +243,7 @@ class RunData:
             vi, ti = np.sort(perm[:n_val]), np.sort(perm[n_val:])
             xv, yv = _rows(x, vi), (None if y is None else y[vi])
             x, y = _rows(x, ti), (None if y is None else y[ti])
+        _check_enough_data(cfg, n, len(x), None if xv is None else datasets.n_examples(xv))
         sample = x.read(np.arange(min(len(x), self.FIT_SAMPLE))) if _is_source(x) else x
         # Data-aware defaults (vaekit.defaults): "auto" likelihood/preprocessing from the data.
         from ._checks import as_data
@@ -242,7 +251,10 @@ class RunData:
         self.summary = summarize(as_data(sample, "the training data"), self.meta, n)
         variance = new_defaults and "variance" not in cfg["model_options"] and _takes_shared_variance(cfg["model"])
         self.choice = choose(self.summary, cfg["likelihood"], cfg["preprocessing"], variance=variance)
-        self.pre = Preprocessor.fit(self.choice.preprocessing, sample, seed=cfg["seed"], **self.choice.preprocessing_options)
+        # a resumed run keeps the preprocessing it was trained with
+        self.pre = pre or Preprocessor.fit(
+            self.choice.preprocessing, sample, seed=cfg["seed"], **self.choice.preprocessing_options
+        )
         # Dynamic binarization trains on the values in [0, 1], redrawn per batch.
         train = x if self.pre.kind == "dynamic" else _apply(self.pre, x)
         # Streamed sources stay on disk when they are larger than MEMORY_CAP bytes;
@@ -395,28 +407,109 @@ def beta_schedule(cfg: dict[str, Any], steps_per_epoch: int):
 
 # ---- run folders --------------------------------------------------------------------
 
+#: Version of the run-folder layout, recorded in the marker ``vaekit.json``.
+RUN_FORMAT = 1
+#: Files vaekit writes at the top of a run folder; ``--overwrite`` deletes only these
+#: (plus ``checkpoints/epoch-*.ckpt*``, ``plots/*.png`` and stale temporary files).
+RUN_FILES = (vio.META_FILE, "config.json", "metrics.jsonl", vio.MODEL_FILE, "preprocessing.json", "eval.json", "report.html")
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """``vaekit train`` stopped by Ctrl-C, SIGTERM or SIGHUP (after saving a checkpoint).
+
+    ``signum`` is the signal; the message says what was saved and how to continue.
+    """
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = signum
+
+
+def run_meta(path: Path) -> dict | None:
+    """The marker ``vaekit.json`` of a run folder, or None when ``path`` is not provably a
+    vaekit run (no marker, unreadable, or of another kind)."""
+    try:
+        meta = vio.read_json(Path(path) / vio.META_FILE)
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("kind") == "run" else None
+
 
 def is_run(path: Path) -> bool:
-    return (path / vio.META_FILE).is_file() or (path / "config.json").is_file()
+    return run_meta(path) is not None
 
 
-def prepare_out(out: Path, overwrite: bool) -> None:
-    """Refuse to write into an existing run unless ``overwrite`` (never into other data)."""
+def _contents(out: Path) -> list[Path]:
+    return [p for p in out.iterdir() if p.name != vio.LOCK_FILE] if out.is_dir() else []
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` that cannot take a new run (no side effects)."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} is a file. Choose a folder path.")
-    if out.is_dir() and any(out.iterdir()):
-        if not is_run(out):
-            raise FileExistsError(
-                f"--out {out} is a non-empty folder that is not a vaekit run; refusing to write into it. "
-                "Choose a new or empty folder."
-            )
-        if not overwrite:
-            raise FileExistsError(
-                f"--out {out} already holds a run. Pass --resume {out} to continue it, --overwrite "
-                "to replace it, or choose another --out."
-            )
-        shutil.rmtree(out)
+    if not _contents(out):
+        return
+    meta = run_meta(out)
+    if meta is None:
+        raise FileExistsError(
+            f"--out {out} is a non-empty folder that is not a vaekit run (it has no {vio.META_FILE} "
+            "marking a run); refusing to write into it or delete anything in it, even with "
+            "--overwrite. Choose a new or empty folder."
+        )
+    if overwrite:
+        return
+    status = meta.get("status", "unknown")
+    if checkpoints(out) or (out / vio.MODEL_FILE).is_file():
+        raise FileExistsError(
+            f"--out {out} already holds a run (status {status}). Pass --resume {out} to continue it, "
+            "--overwrite to replace it, or choose another --out."
+        )
+    resume = f"--resume {out} to restart it in place with its saved configuration, " if (out / "config.json").is_file() else ""
+    raise FileExistsError(
+        f"--out {out} holds a run that stopped before its first checkpoint (status {status}), so "
+        f"nothing in it can be continued. Pass {resume}--overwrite to start it again with this "
+        "configuration, or choose another --out."
+    )
+
+
+def prepare_out(out: Path, overwrite: bool) -> vio.FolderLock:
+    """Create (or, with ``overwrite``, clear) the run folder ``out`` and lock it.
+
+    Only a provable vaekit run is replaced, and only the files vaekit writes are
+    deleted; anything else in the folder stays. Returns the held lock.
+    """
+    check_out(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
+    lock = vio.FolderLock(out).acquire()
+    try:
+        check_out(out, overwrite)  # again, now that no other vaekit process can write here
+        if _contents(out):
+            kept = remove_run_files(out)
+            if kept:
+                print(
+                    f"--overwrite: kept {len(kept)} file(s) in {out} that vaekit did not write: "
+                    f"{', '.join(str(p.relative_to(out)) for p in kept[:5])}{' ...' if len(kept) > 5 else ''}",
+                    file=sys.stderr,
+                )
+        _set_status(out, "starting")  # the marker first: the folder is now provably a run
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def remove_run_files(out: Path) -> list[Path]:
+    """Delete what vaekit wrote into the run folder ``out``; return the other files (kept)."""
+    for sub, pattern in (("checkpoints", "epoch-*.ckpt*"), ("plots", "*.png"), ("checkpoints", ".*.tmp"), ("plots", ".*.tmp")):
+        for p in (out / sub).glob(pattern):
+            p.unlink()
+    vio.remove_stale_tmp(out)
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for sub in ("checkpoints", "plots"):
+        if (out / sub).is_dir() and not any((out / sub).iterdir()):
+            (out / sub).rmdir()
+    return sorted(p for p in out.rglob("*") if p.is_file() and p.name != vio.LOCK_FILE)
 
 
 def checkpoints(run: Path) -> list[Path]:
@@ -424,28 +517,125 @@ def checkpoints(run: Path) -> list[Path]:
 
 
 def write_metrics(run: Path, history: dict[str, list[float]], start: int = 0) -> None:
-    """Rewrite ``metrics.jsonl`` from ``history`` (atomically)."""
+    """Rewrite ``metrics.jsonl`` from ``history`` (atomically; strict JSON)."""
     lines = []
     for e in range(len(history.get("train_loss", []))):
         row = {"epoch": e + 1}
         for k, v in history.items():
             if e < len(v):
                 row[k] = v[e]
-        lines.append(json.dumps(row))
+        lines.append(vio.dumps(row))
     vio.atomic_write(run / "metrics.jsonl", lambda f: f.write(("\n".join(lines) + "\n" if lines else "").encode()))
 
 
 def _append_metrics(run: Path, row: dict) -> None:
-    with open(run / "metrics.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
+    """Append one line to ``metrics.jsonl``; on a failed write (disk full) the file is cut
+    back to its previous length, so no partial line stays."""
+    line = (vio.dumps(row) + "\n").encode()
+    fd = os.open(run / "metrics.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
+def read_metrics(run: str | os.PathLike) -> list[dict]:
+    """The rows of ``run/metrics.jsonl``. A torn last line (what a crash mid-write leaves)
+    is skipped; a bad line elsewhere is an error naming the file and the line."""
+    path = Path(run) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i == len(lines) - 1:
+                break  # torn last line
+            raise ValueError(f"{path}: line {i + 1} is not valid JSON ({e}); the file is corrupt.") from None
+    return rows
+
+
+_KEEP_META = ("model_sha256", "model_epochs")
 
 
 def _set_status(run: Path, status: str, **extra) -> None:
-    vio.write_json(run / vio.META_FILE, {"kind": "run", "status": status, **extra})
+    """Rewrite the marker ``vaekit.json`` (keeps the checksum of an existing ``model.eqx``)."""
+    old = run_meta(run) or {}
+    kept = {k: old[k] for k in _KEEP_META if k in old and (run / vio.MODEL_FILE).is_file()}
+    vio.write_json(run / vio.META_FILE, {"kind": "run", "format": RUN_FORMAT, "status": status, **kept, **extra})
+
+
+def _try_status(run: Path, status: str, **extra) -> None:
+    """:func:`_set_status`, ignoring write errors (used while reporting another error)."""
+    try:
+        _set_status(run, status, **extra)
+    except OSError:
+        pass
 
 
 def _incompatible(old: dict, new: dict) -> list[str]:
     return sorted(k for k in DEFAULTS if k not in RESUMABLE and old.get(k) != new.get(k))
+
+
+def _check_enough_data(cfg: dict[str, Any], n: int, n_train: int, n_val: int | None) -> None:
+    """Too little data for the split is a clear error (not a ZeroDivisionError later)."""
+    data = cfg["data"]
+    if n == 0:
+        raise ValueError(f"{data} has no training examples. Pass a data set with at least 2 rows.")
+    if n_train == 0:
+        raise ValueError(
+            f"{data} has {n} training example(s): holding out val_fraction={cfg['val_fraction']} "
+            "for validation leaves none to train on. Use more data, or pass --val-fraction 0 "
+            "to train on all of it without validation."
+        )
+    if n_val == 0:
+        raise ValueError(f"The validation split of {data} is empty. Pass --val-fraction 0 to train without one.")
+
+
+class _Signals:
+    """While active: SIGTERM and SIGHUP stop training like Ctrl-C (a checkpoint is saved).
+
+    Schedulers (SLURM, Kubernetes) send SIGTERM before they kill a job; a closed terminal
+    sends SIGHUP. The handler raises :class:`RunInterrupted` in the main thread, which
+    acts on it between the compiled parts of an epoch (about a second apart).
+    """
+
+    NAMES = ("SIGTERM", "SIGHUP")
+
+    def __enter__(self):
+        self.old = {}
+        if threading.current_thread() is threading.main_thread():
+            for name in self.NAMES:
+                if hasattr(signal, name):
+                    sig = getattr(signal, name)
+                    self.old[sig] = signal.signal(sig, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise RunInterrupted(f"stopped by {signal.Signals(signum).name}", signum)
+
+    def __exit__(self, *exc):
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+
+
+def _say(bar, msg: str) -> None:
+    if bar is not None:
+        bar.write(msg, file=sys.stderr)
+    else:
+        print(msg, file=sys.stderr)
 
 
 # ---- training -----------------------------------------------------------------------
@@ -459,17 +649,51 @@ def train(
     overwrite: bool = False,
     quiet: bool = False,
     explicit: dict[str, Any] | None = None,
+    allow_data_change: bool = False,
 ) -> Path:
     """Train as configured into the run folder ``out``; return its path.
 
-    :param resume: continue the run in ``out`` from its newest checkpoint. ``cfg`` is
-        then taken from ``out/config.json``, updated with ``explicit`` (the keys the
-        user set), which may only change :data:`RESUMABLE` keys.
+    The folder is locked for the whole run (a second writer fails at once). Ctrl-C,
+    SIGTERM and SIGHUP save a checkpoint of the last complete epoch and raise
+    :class:`RunInterrupted`; a diverged run keeps its last good checkpoint, is marked
+    ``diverged`` and raises :class:`vaekit.training.TrainingDiverged`.
+
+    :param resume: continue the run in ``out`` from its newest checkpoint that verifies
+        (from epoch 0 when it has none). ``cfg`` is then taken from ``out/config.json``,
+        updated with ``explicit`` (the keys the user set), which may only change
+        :data:`RESUMABLE` keys.
+    :param allow_data_change: resume even though the training data differ from those
+        the run started on (their fingerprint is recorded in ``config.json``).
     """
     out = Path(out)
+    held: list[vio.FolderLock] = []
+    try:
+        with _Signals():
+            return _train(cfg, out, resume, overwrite, quiet, explicit or {}, allow_data_change, held)
+    except RunInterrupted as e:
+        if str(e).startswith("stopped by"):  # a signal before training started: nothing saved
+            raise RunInterrupted(f"{e} before training started; nothing was saved.", e.signum) from None
+        raise
+    except KeyboardInterrupt:
+        raise RunInterrupted("interrupted before training started; nothing was saved.") from None
+    finally:
+        for lock in held:
+            lock.release()
+
+
+def _train(cfg, out: Path, resume: bool, overwrite: bool, quiet: bool, explicit: dict, allow_data_change: bool, held: list) -> Path:
+    main = is_main_process()
+    saved_pre = saved_fp = None
     if resume:
         if not (out / "config.json").is_file():
+            if is_run(out):
+                raise FileNotFoundError(
+                    f"--resume {out}: the run stopped before it wrote its configuration, so there is "
+                    f"nothing to continue. Start it again with --out {out} --overwrite."
+                )
             raise FileNotFoundError(f"--resume {out}: not a run folder (no config.json). Check the path.")
+        if main:
+            held.append(vio.FolderLock(out).acquire())
         saved = vio.read_json(out / "config.json")
         old = {k: saved.get(k, DEFAULTS[k]) for k in DEFAULTS}
         unset = {"likelihood": "auto", "preprocessing": "auto"}  # a saved run has these resolved
@@ -483,16 +707,33 @@ def train(
                 f"{', '.join(RESUMABLE)} may change; start a new run with --out for other changes."
             )
         cfg = new
-    elif is_main_process():
-        prepare_out(out, overwrite)
-    barrier("vaekit-run-prepared")
-    data = RunData(cfg, new_defaults=not resume)
+        saved_fp = saved.get("data_fingerprint")
+        if (out / "preprocessing.json").is_file():
+            saved_pre = Preprocessor.from_dict(vio.read_json(out / "preprocessing.json"))
+    elif main:
+        check_out(out, overwrite)  # fail before loading any data; prepare_out checks again
+    barrier("vaekit-run-checked")
+    data = RunData(cfg, new_defaults=not resume, pre=saved_pre)
     cfg = resolve_from_data(cfg, data, strict=not resume)
-    if is_main_process():  # the data-aware defaults, always said out loud (vaekit.defaults)
+    if resume and saved_fp is not None and saved_fp != data.fingerprint:
+        if not allow_data_change:
+            raise ValueError(
+                f"Cannot resume {out}: the training data changed since the run started ({cfg['data']}: "
+                f"{saved_fp.get('n')} rows, fingerprint {str(saved_fp.get('sha256'))[:12]} -> "
+                f"{data.fingerprint['n']} rows, {data.fingerprint['sha256'][:12]}). The run's "
+                "preprocessing and validation split were made for the old data. Restore the data, "
+                "pass --allow-data-change to continue on the new data anyway, or start a new run."
+            )
+        print(
+            f"note: the training data changed since {out} started; continuing on the new data "
+            "(--allow-data-change) with the run's saved preprocessing. Recorded in config.json.",
+            file=sys.stderr,
+        )
+    if main:  # the data-aware defaults, always said out loud (vaekit.defaults)
         notice = data.choice.notice
         if resume:
             notice = (saved.get("defaults_chosen") or {}).get("notice") or notice
-        _say(notice)
+        _announce(notice)
     spec = model_spec(cfg, data.n_features)
     root = jax.random.key(cfg["seed"])
     model_key, fit_key = jax.random.split(root)
@@ -500,68 +741,101 @@ def train(
         model = vio.build_model(spec, model_key)
     except TypeError as e:
         raise ValueError(f"Model {cfg['model']!r} does not accept these options: {e}") from None
-    if isinstance(model, VampVAE) and not resume and not _is_source(data.x):
+    bs = cfg["batch_size"]  # checked against the training rows in resolve_from_data
+    steps = len(data.x) // bs
+    optimizer = make_optimizer(cfg, steps)
+    opt_state0 = optimizer.init(eqx.filter(model, trainable(model)))
+    ckpts = vio.Checkpoints(out / "checkpoints", cfg["keep_checkpoints"])
+
+    state = None
+    if resume:
+        if main:
+            for d in (out, out / "checkpoints", out / "plots"):
+                if d.is_dir():
+                    vio.remove_stale_tmp(d)
+        loaded = ckpts.latest(model, opt_state0, fit_key, quarantine=main)
+        for path, reason in ckpts.skipped:
+            print(f"warning: skipped checkpoint {path.name} ({reason}); kept it as {path.name}.corrupt", file=sys.stderr)
+        if loaded is None:
+            if (out / vio.MODEL_FILE).is_file():  # never retrain over a final model
+                raise FileNotFoundError(
+                    f"--resume {out}: the run has a final {vio.MODEL_FILE} but no checkpoint to continue "
+                    "from (were they deleted?). Start a new run with another --out, or pass --out "
+                    f"{out} --overwrite to replace it."
+                )
+            print(f"note: {out} has no checkpoint; restarting it from epoch 0 with its saved configuration.", file=sys.stderr)
+        else:
+            state, fit_key, _ = loaded
+            if ckpts.skipped:
+                print(f"resuming from {ckpts.path(state.epoch).name} (epoch {state.epoch})", file=sys.stderr)
+            if state.epoch >= cfg["epochs"] and (out / vio.MODEL_FILE).is_file():
+                raise ValueError(
+                    f"{out} already finished {state.epoch} epochs. Pass a larger --epochs to train on."
+                )
+        if main:
+            write_metrics(out, state.history if state is not None else {})
+            if saved_fp is not None and saved_fp != data.fingerprint:
+                conf = vio.read_json(out / "config.json")
+                conf.setdefault("data_changes", []).append({"epoch": 0 if state is None else state.epoch, "before": saved_fp})
+                conf["data_fingerprint"] = data.fingerprint
+                vio.write_json(out / "config.json", conf)
+    elif main:
+        held.append(prepare_out(out, overwrite))
+        vio.write_json(
+            out / "config.json",
+            {
+                **cfg,
+                "data_summary": data.summary.to_dict(),
+                "defaults_chosen": data.choice.to_dict(),
+                "model_spec": spec,
+                "model": cfg["model"],
+                "data_fingerprint": data.fingerprint,
+                "environment": environment(cfg["seed"]),
+            },
+        )
+        vio.write_json(out / "preprocessing.json", data.pre.to_dict())
+        vio.atomic_write(out / "metrics.jsonl", lambda f: None)
+    if isinstance(model, VampVAE) and state is None and not _is_source(data.x):
         # A VampPrior moves with the encoder, so nothing anchors the latents early on:
         # start the decoder at the data marginal, or the encoder can collapse.
         try:
             model = init_output_bias(model, data.x)
         except TypeError:
             pass  # a decoder this does not apply to (e.g. a conv net)
-    bs = cfg["batch_size"]  # checked against the training rows in resolve_from_data
-    steps = len(data.x) // bs
-    optimizer = make_optimizer(cfg, steps)
-    opt_state0 = optimizer.init(eqx.filter(model, trainable(model)))
-
-    state = None
-    if resume:
-        ckpts = checkpoints(out)
-        if not ckpts:
-            raise FileNotFoundError(f"--resume {out}: the run has no checkpoint to continue from.")
-        state, fit_key, _ = vio.load_checkpoint(ckpts[-1], model, opt_state0, fit_key)
-        if state.epoch >= cfg["epochs"] and (out / vio.MODEL_FILE).is_file():
-            raise ValueError(
-                f"{out} already finished {state.epoch} epochs. Pass a larger --epochs to train on."
-            )
-        write_metrics(out, state.history)
-    elif is_main_process():
-        (out / "checkpoints").mkdir(exist_ok=True)
-        record = {"data_summary": data.summary.to_dict(), "defaults_chosen": data.choice.to_dict()}
-        vio.write_json(out / "config.json", {**cfg, **record, "model_spec": spec, "model": cfg["model"], "environment": environment(cfg["seed"])})
-        vio.write_json(out / "preprocessing.json", data.pre.to_dict())
-        vio.atomic_write(out / "metrics.jsonl", lambda f: None)
-    _set_status(out, "running")
+    barrier("vaekit-run-prepared")
+    if main:
+        _set_status(out, "running")
 
     start = state.epoch if state is not None else 0
-    last = {"state": state}
+    last = {"state": state, "skipped": 0}
     bar = None
     if not quiet:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg["epochs"], initial=start, desc=f"train {out.name}", unit="epoch", file=sys.stderr, dynamic_ncols=True)
 
-    def save(st: TrainState) -> None:
-        # Multi-process runs: process 0 writes, the others wait for it.
-        if not is_main_process():
-            barrier(f"vaekit-checkpoint-{st.epoch}")
-            return
-        vio.save_checkpoint(out / "checkpoints" / f"epoch-{st.epoch:04d}.ckpt", st, fit_key, {"config": cfg})
-        if cfg["keep_checkpoints"]:  # the newest are kept; older ones only after a good write
-            for old in checkpoints(out)[: -cfg["keep_checkpoints"]]:
-                old.unlink()
-        barrier(f"vaekit-checkpoint-{st.epoch}")
-
     def callback(st: TrainState):
         last["state"] = st
         e = st.epoch
         row = {"epoch": e, **{k: v[-1] for k, v in st.history.items() if v}}
-        if is_main_process():
+        if main:
             _append_metrics(out, row)
-        if cfg["checkpoint_every"] and e % cfg["checkpoint_every"] == 0:
-            save(st)
+        skipped = row.get("skipped_steps") or 0
+        if skipped:
+            if not last["skipped"]:
+                _say(bar, f"warning: epoch {e}: {skipped} of {steps} steps had a non-finite loss or gradient and were skipped (see skipped_steps in metrics.jsonl)")
+            last["skipped"] += skipped
         if bar is not None:
             bar.update(1)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith("loss")})
+            post = {k: f"{v:.3f}" for k, v in row.items() if k.endswith("loss") and isinstance(v, float)}
+            if last["skipped"]:
+                post["skipped"] = str(last["skipped"])
+            bar.set_postfix(post)
         return bool(cfg["patience"]) and _should_stop(st.history, cfg["patience"])
+
+    def newest() -> str:
+        ck = checkpoints(out)
+        return f"{ck[-1].relative_to(out)}" if ck else "none"
 
     try:
         fit_kwargs = dict(
@@ -576,41 +850,79 @@ def train(
             batch_transform=data.pre.batch_transform(),
             resume=state,
             devices=cfg["devices"],
+            checkpoint_dir=ckpts,
+            checkpoint_every=cfg["checkpoint_every"],
         )
         fit_kwargs.update(fit_options(cfg))  # e.g. objective="iwae" for an IWAE preset
-        model, history = fit(model, data.x, **fit_kwargs)
-    except KeyboardInterrupt:
-        st = last["state"]
+        with warnings.catch_warnings():
+            # reported per epoch above and in metrics.jsonl instead of as Python warnings
+            warnings.filterwarnings("ignore", message=r"(epoch \d+: \d+ of|Training produced non-finite)", category=RuntimeWarning)
+            model, history = fit(model, data.x, **fit_kwargs)
+    except KeyboardInterrupt as e:
+        with _signals_held():
+            if bar is not None:
+                bar.close()
+            st = last["state"]
+            signum = getattr(e, "signum", signal.SIGINT)
+            name = signal.Signals(signum).name if signum != signal.SIGINT else "Ctrl-C"
+            if main:
+                _try_status(out, "interrupted", epoch=0 if st is None else st.epoch, signal=signal.Signals(signum).name)
+            if st is None:
+                msg = (
+                    f"interrupted ({name}) before the first epoch finished; nothing to continue. "
+                    f"Start again with: vaekit train --resume {out}"
+                )
+            else:
+                msg = (
+                    f"interrupted ({name}) after epoch {st.epoch}; checkpoint saved ({newest()}). "
+                    f"Continue with: vaekit train --resume {out}"
+                )
+        raise RunInterrupted(msg, signum) from None
+    except TrainingDiverged as e:
         if bar is not None:
             bar.close()
-        if st is not None:
-            save(st)
-        if is_main_process():
-            _set_status(out, "interrupted", epoch=0 if st is None else st.epoch)
-        if st is None:
-            print("Interrupted before the first epoch finished; nothing to resume.", file=sys.stderr)
-        else:
-            print(
-                f"Interrupted after epoch {st.epoch}; checkpoint saved. Continue with: vaekit train --resume {out}",
-                file=sys.stderr,
-            )
+        good = e.state.epoch if e.state is not None else 0
+        if main:
+            try:
+                _append_metrics(out, {"epoch": e.epoch, "skipped_steps": e.skipped, "steps": e.steps, "diverged": True})
+            except OSError:
+                pass
+            _try_status(out, "diverged", epoch=e.epoch, last_good_epoch=good)
+        keep = f"its last good checkpoint is {newest()} (epoch {good})" if good else "no epoch finished before it"
+        raise TrainingDiverged(
+            f"run {out} diverged in epoch {e.epoch}: {e.reason} ({e.skipped} of {e.steps} steps had a non-finite loss or gradient). "
+            f"The run is marked diverged; {keep}. Start a new run with a lower --lr (now {cfg['lr']:g}) "
+            f"or rescaled data (--overwrite replaces this one).",
+            epoch=e.epoch, state=e.state, skipped=e.skipped, steps=e.steps, reason=e.reason,
+        ) from None
+    except OSError as e:
+        if main:
+            _try_status(out, "failed", error=f"{type(e).__name__}: {e}")
+        st = last["state"]
+        ck = newest()
+        e.add_note(
+            f"The run stopped after epoch {0 if st is None else st.epoch}; "
+            + (f"its last good checkpoint is {ck}. Fix the problem, then continue with: vaekit train --resume {out}" if ck != "none" else f"it has no checkpoint. Fix the problem, then start again with: vaekit train --resume {out}")
+        )
         raise
     finally:
         if bar is not None:
             bar.close()
     final = last["state"]
-    if final is not None and not (checkpoints(out) and checkpoints(out)[-1].name == f"epoch-{final.epoch:04d}.ckpt"):
-        save(final)
     epochs_done = final.epoch if final is not None else start
-    if is_main_process():
-        vio.atomic_write(out / vio.MODEL_FILE, lambda f: eqx.tree_serialise_leaves(f, model))
+    if main:
+        digest = vio.write_leaves(out / vio.MODEL_FILE, model)
         summary = {k: v[-1] for k, v in history.items() if v}
-        _set_status(out, "finished", epochs=epochs_done, final=summary, stopped_early=epochs_done < cfg["epochs"])
+        _set_status(
+            out, "finished", epochs=epochs_done, final=summary, stopped_early=epochs_done < cfg["epochs"],
+            model_sha256=digest, model_epochs=epochs_done,
+            skipped_steps=sum(v for v in history.get("skipped_steps", []) if v),
+        )
     barrier("vaekit-run-finished")
     return out
 
 
-def _say(line: str) -> None:
+def _announce(line: str) -> None:
     """Print ``line``; terminals that cannot show ``×``/``→`` get ASCII instead of an error."""
     try:
         print(line, flush=True)

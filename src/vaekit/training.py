@@ -1,9 +1,14 @@
-"""Training: one compiled ``lax.scan`` per epoch (or per streamed chunk), on one or many devices."""
+"""Training: one compiled loop per epoch (run in parts of about a second, or per streamed
+chunk), on one or many devices; checkpoints, skipped-step counts and divergence checks."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
+import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -185,7 +190,9 @@ BatchTransform = Callable[[PRNGKeyArray, Array], Array]
 class TrainState(NamedTuple):
     """Everything needed to continue training exactly where it stopped.
 
-    ``epoch`` counts completed epochs; ``step`` completed optimizer steps.
+    ``epoch`` counts completed epochs; ``step`` completed optimizer steps. ``history``
+    is a snapshot: it holds exactly ``epoch`` entries per key and does not change when
+    training goes on.
     """
 
     model: VAE
@@ -195,11 +202,26 @@ class TrainState(NamedTuple):
     history: dict[str, list[float]]
 
 
+class TrainingDiverged(FloatingPointError):
+    """Training stopped: the model's parameters became non-finite, every step of an
+    epoch had a non-finite loss or gradient, or the validation loss became non-finite.
+
+    ``epoch`` is the epoch that diverged (1-based), ``state`` the last good
+    :class:`TrainState` (the one before it), ``skipped``/``steps`` the non-finite and
+    all steps of the diverged epoch, ``reason`` what happened.
+    """
+
+    def __init__(self, message: str, *, epoch: int, state: TrainState, skipped: int, steps: int, reason: str = ""):
+        super().__init__(message)
+        self.epoch, self.state, self.skipped, self.steps, self.reason = epoch, state, skipped, steps, reason
+
+
 class Trainer(eqx.Module):
     """Compiled epoch and evaluation functions for one model structure and loss.
 
-    ``train_epoch`` runs a whole epoch as one jitted ``lax.scan``: a permutation of the
-    on-device data is drawn from the epoch key, and each step gathers its batch,
+    ``train_epoch`` runs a whole epoch as one jitted loop (``train_epoch_part`` the steps
+    ``start .. stop - 1`` of it, with the same compiled program for every part): a
+    permutation of the on-device data is drawn from the epoch key, and each step gathers its batch,
     computes the loss gradient on the trainable arrays (``vk.trainable``) and applies
     the optimizer. Fixed arrays and everything else pass through unchanged.
     ``train_chunk`` runs the same steps over a chunk of batches read from a streamed
@@ -239,24 +261,44 @@ class Trainer(eqx.Module):
             d, o = jax.lax.with_sharding_constraint((d, o), rep)
         return (d, o, s + 1), value
 
-    @eqx.filter_jit
-    def train_epoch(self, model: VAE, opt_state, x: Array, key: PRNGKeyArray, step: Array):
-        """One epoch over ``x [n, *data]``: returns ``(model, opt_state, step, losses [n_batches])``."""
+    def _epoch_steps(self, model: VAE, opt_state, x: Array, key: PRNGKeyArray, step: Array, losses: Array, start, stop):
+        """Steps ``start .. stop - 1`` of the epoch with key ``key`` (a ``fori_loop``)."""
         n = x.shape[0]
-        n_batches = n // self.batch_size
         perm_key, step_key = jax.random.split(key)
         perm = jax.random.permutation(perm_key, n)
         diff, static = eqx.partition(model, trainable(model))
 
-        def body(carry, i):
+        def body(i, carry):
+            c, losses = carry
             idx = jax.lax.dynamic_slice_in_dim(perm, i * self.batch_size, self.batch_size)
             xb = jnp.take(x, idx, axis=0)
-            return self._step(static, carry, xb, jax.random.fold_in(step_key, i))
+            c, value = self._step(static, c, xb, jax.random.fold_in(step_key, i))
+            return c, losses.at[i].set(value)
 
-        (diff, opt_state, step), losses = jax.lax.scan(
-            body, (diff, opt_state, step), jnp.arange(n_batches)
-        )
-        return eqx.combine(diff, static), opt_state, step, losses
+        (diff, opt_state, step), losses = jax.lax.fori_loop(start, stop, body, ((diff, opt_state, step), losses))
+        return eqx.combine(diff, static), opt_state, step, losses, _finite(diff)
+
+    @eqx.filter_jit
+    def train_epoch(self, model: VAE, opt_state, x: Array, key: PRNGKeyArray, step: Array):
+        """One epoch over ``x [n, *data]``: returns ``(model, opt_state, step, losses [n_batches])``."""
+        n_batches = x.shape[0] // self.batch_size
+        losses = jnp.zeros(n_batches, jnp.float32)
+        return self._epoch_steps(model, opt_state, x, key, step, losses, 0, n_batches)[:4]
+
+    @eqx.filter_jit
+    def train_epoch_part(
+        self, model: VAE, opt_state, x: Array, key: PRNGKeyArray, step: Array, losses: Array, start: Array, stop: Array
+    ):
+        """Steps ``start .. stop - 1`` of the epoch :meth:`train_epoch` runs with ``key``.
+
+        The same permutation, batches and step keys, and (with dynamic bounds) one
+        compiled program for every part, so an epoch run as several parts is
+        bit-identical to one run as a single part. ``losses [n_batches]`` collects the
+        step losses (entries ``start .. stop - 1`` are set). Returns ``(model,
+        opt_state, step, losses, finite)``, ``finite`` telling whether all trainable
+        parameters are finite.
+        """
+        return self._epoch_steps(model, opt_state, x, key, step, losses, start, stop)
 
     @eqx.filter_jit
     def train_chunk(
@@ -359,6 +401,9 @@ def fit(
     devices: Any = None,
     max_chunk_bytes: int = 256 * 2**20,
     prefetch: int = 2,
+    checkpoint_dir: Any = None,
+    checkpoint_every: int = 1,
+    keep: int = 3,
 ) -> tuple[VAE, dict[str, list[float]]]:
     """Train ``model``; return ``(model, history)``.
 
@@ -401,10 +446,28 @@ def fit(
     :param max_chunk_bytes: for a streamed ``Source``: the most float32 bytes read and
         copied to the devices at once (one chunk of whole batches).
     :param prefetch: for a streamed ``Source``: chunks read ahead in the background.
+    :param checkpoint_dir: a folder for checkpoints ``epoch-NNNN.ckpt`` (the same atomic,
+        checksummed files as ``vaekit train``), written every ``checkpoint_every``
+        epochs, at the end, and when training is interrupted (Ctrl-C, SIGTERM) or
+        diverges (the last good epoch); the newest ``keep`` are kept (0: all). When the
+        folder already holds a checkpoint of the same run (same initial model, key,
+        batch size and data), training continues from the newest one that verifies and
+        ends bit-identical to an uninterrupted run; checkpoints of a different run are
+        refused. The folder is locked while training. (``vaekit train`` passes a
+        :class:`vaekit.io.Checkpoints` instead: its run folder is locked, and it resumes
+        itself.)
     :returns: the trained model (as ordinary single-device arrays) and ``history`` with
         ``"train_loss"`` (mean over the epoch's batches), ``"val_loss"`` (when ``x_val``
-        is given; the loss on all of ``x_val``) and ``"time"`` (seconds per epoch),
-        nats per example.
+        is given; the loss on all of ``x_val``), ``"time"`` (seconds per epoch), nats
+        per example, and ``"skipped_steps"`` (steps per epoch whose loss or gradient was
+        not finite; the default optimizer skips them). A warning is issued when steps
+        are skipped.
+    :raises TrainingDiverged: when the parameters become non-finite, every step of an
+        epoch is skipped, or the validation loss is not finite; it holds the last good
+        :class:`TrainState`.
+
+    Long epochs run as several compiled parts of about a second each (bit-identical to
+    one part), so Ctrl-C stops training within about a second.
     """
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}.")
@@ -438,14 +501,49 @@ def fit(
     trainer = Trainer(
         optimizer or default_optimizer(), loss_fn, bs, batch_transform, place.batch if place else None
     )
+    from . import io as vio
+
+    saver, lock = None, None
+    if checkpoint_dir is not None:
+        for name, v, lo in (("checkpoint_every", checkpoint_every, 1), ("keep", keep, 0)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise ValueError(f"{name} must be an int >= {lo}, got {v!r}.")
+        if isinstance(checkpoint_dir, vio.Checkpoints):  # vaekit train: it locks the run folder
+            saver = checkpoint_dir
+        else:
+            identity = _run_identity(model, key, bs, x)
+            saver = vio.Checkpoints(checkpoint_dir, keep, header={"fit": identity})
+            if _is_main():
+                saver.folder.mkdir(parents=True, exist_ok=True)
+                lock = vio.FolderLock(saver.folder, "checkpoint folder").acquire()
+    try:
+        if saver is not None and lock is not None and resume is None:
+            resume = _resume_from(saver, model, trainer.init(model), key)
+        return _train_loop(
+            trainer, model, x, xv, key, epochs, resume, place, stream, callback, verbose,
+            max_chunk_bytes, prefetch, saver, checkpoint_every,
+        )
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+#: Target wall time of one compiled part of an epoch; Ctrl-C and SIGTERM act between parts.
+PART_SECONDS = 1.0
+
+
+def _train_loop(trainer, model, x, xv, key, epochs, resume, place, stream, callback, verbose,
+                max_chunk_bytes, prefetch, saver, checkpoint_every):
     if resume is not None:
         model, opt_state, step, start = resume.model, resume.opt_state, resume.step, resume.epoch
-        history = {k: list(v) for k, v in resume.history.items()}
+        history = _snapshot(resume.history)
+        history.setdefault("skipped_steps", [None] * len(history.get("train_loss", [])))  # older checkpoints
     else:
         opt_state, step, start = trainer.init(model), jnp.zeros((), jnp.int32), 0
         history = {"train_loss": [], "time": []}
         if xv is not None:
             history["val_loss"] = []
+        history["skipped_steps"] = []
     if place is not None:
         model, opt_state, step = place.replicate((model, opt_state, step))
         if not stream:
@@ -454,48 +552,240 @@ def fit(
             xv = place.replicate(xv)
     rep = place.replicate if place is not None else (lambda t: t)
     train_key, val_key = jax.random.split(key)
-    for epoch in range(start, epochs):
-        t0 = time.perf_counter()
-        ekey = jax.random.fold_in(train_key, epoch)
-        if stream:
-            model, opt_state, step, losses = _stream_epoch(
-                trainer, model, opt_state, x, ekey, step, place, max_chunk_bytes, prefetch
-            )
-        else:
-            model, opt_state, step, losses = trainer.train_epoch(model, opt_state, x, rep(ekey), step)
-        history["train_loss"].append(float(jnp.mean(losses)))
-        if isinstance(xv, Source):
-            history["val_loss"].append(
-                _stream_evaluate(trainer, model, xv, val_key, step, place, max_chunk_bytes, prefetch)
-            )
-        elif xv is not None:
-            history["val_loss"].append(float(trainer.evaluate(model, xv, rep(val_key), step)))
-        history["time"].append(time.perf_counter() - t0)
-        if verbose:
-            val = f"  val {history['val_loss'][-1]:.3f}" if xv is not None else ""
-            print(
-                f"epoch {epoch + 1:>4}/{epochs}  train {history['train_loss'][-1]:.3f}{val}"
-                f"  ({history['time'][-1]:.2f} s)",
-                flush=True,
-            )
-        state = TrainState(model, opt_state, step, epoch + 1, history)
-        if callback is not None:
-            out = callback(state)
-            if out is True:
+    good = TrainState(model, opt_state, step, start, _snapshot(history))  # last complete epoch
+    saved = start if resume is not None else 0  # epoch of the newest checkpoint written or read
+    parts = _EpochParts(rep)
+    warned = False
+    before = _skip_counters(opt_state)
+    before = sum(int(a) for a in jax.device_get(before)) if before else None
+    try:
+        for epoch in range(start, epochs):
+            t0 = time.perf_counter()
+            ekey = jax.random.fold_in(train_key, epoch)
+            if stream:
+                model, opt_state, step, losses = _stream_epoch(
+                    trainer, model, opt_state, x, ekey, step, place, max_chunk_bytes, prefetch
+                )
+                finite = _all_finite(model)
+            else:
+                model, opt_state, step, losses, finite = parts.run(trainer, model, opt_state, x, rep(ekey), step)
+            after, finite = jax.device_get((_skip_counters(opt_state), finite))  # one transfer
+            after = sum(int(a) for a in after) if after else None
+            n_steps = int(losses.shape[0])
+            skipped = after - before if after is not None else int(np.sum(~np.isfinite(np.asarray(losses))))
+            before = after
+            val = None
+            if isinstance(xv, Source):
+                val = _stream_evaluate(trainer, model, xv, val_key, step, place, max_chunk_bytes, prefetch)
+            elif xv is not None:
+                val = float(trainer.evaluate(model, xv, rep(val_key), step))
+            what = None
+            if not bool(finite):
+                what = "the model's parameters became non-finite"
+            elif n_steps and skipped >= n_steps:
+                what = f"all {n_steps} steps had a non-finite loss or gradient and were skipped"
+            elif val is not None and not np.isfinite(val):
+                what = "the loss on the validation data became non-finite"
+            if what is not None:
+                raise TrainingDiverged(
+                    f"training diverged in epoch {epoch + 1}: {what} ({skipped} of {n_steps} steps "
+                    "non-finite). Lower the learning rate or check the scale of the data.",
+                    epoch=epoch + 1, state=good, skipped=skipped, steps=n_steps, reason=what,
+                )
+            history["train_loss"].append(float(jnp.mean(losses)))
+            if val is not None:
+                history["val_loss"].append(val)
+            history["time"].append(time.perf_counter() - t0)
+            history["skipped_steps"].append(skipped)
+            if skipped and not warned:
+                warned = True
+                warnings.warn(
+                    f"epoch {epoch + 1}: {skipped} of {n_steps} steps had non-finite losses or gradients "
+                    "and were skipped; check the data scale and learning rate (history['skipped_steps'] "
+                    "counts them per epoch).",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            if verbose:
+                val = f"  val {history['val_loss'][-1]:.3f}" if xv is not None else ""
+                skip = f"  ({skipped} steps skipped)" if skipped else ""
+                print(
+                    f"epoch {epoch + 1:>4}/{epochs}  train {history['train_loss'][-1]:.3f}{val}"
+                    f"  ({history['time'][-1]:.2f} s){skip}",
+                    flush=True,
+                )
+            state = good = TrainState(model, opt_state, step, epoch + 1, _snapshot(history))
+            stop = False
+            if callback is not None:
+                out = callback(state)
+                stop = out is True
+                if isinstance(out, TrainState):  # e.g. a method-of-moments prior update
+                    model, opt_state, step = rep((out.model, out.opt_state, out.step))
+                    good = TrainState(model, opt_state, step, epoch + 1, state.history)
+            if saver is not None and (epoch + 1) % checkpoint_every == 0:
+                saver.save(good, key)
+                saved = good.epoch
+            if stop:
                 break
-            if isinstance(out, TrainState):  # e.g. a method-of-moments prior update
-                model, opt_state, step = rep((out.model, out.opt_state, out.step))
-    if history["train_loss"] and not np.isfinite(history["train_loss"]).all():
-        import warnings
-
+        if saver is not None and good.epoch > saved:
+            saver.save(good, key)
+    except (KeyboardInterrupt, TrainingDiverged):
+        if saver is not None and good.epoch > saved:
+            with _signals_held():  # a second Ctrl-C must not cut this checkpoint short
+                saver.save(good, key)
+        raise
+    if history["train_loss"] and not warned and not np.isfinite(history["train_loss"]).all():
         warnings.warn(
             "Training produced non-finite losses; check the data scale and learning rate.",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     if place is not None:
         model = to_local(model)
     return model, history
+
+
+def _snapshot(history: dict[str, list]) -> dict[str, list]:
+    return {k: list(v) for k, v in history.items()}
+
+
+class _EpochParts:
+    """Runs an epoch as compiled parts of about :data:`PART_SECONDS` each.
+
+    Every part is the same compiled program (:meth:`Trainer.train_epoch_part`, dynamic
+    bounds), so the results do not depend on where the parts split. The main thread
+    waits for each part, so a signal (Ctrl-C, SIGTERM) is acted on between parts. The
+    part size adapts to the measured speed: one step for the first call (it compiles),
+    then doubling until a part's time is measurable.
+    """
+
+    def __init__(self, rep):
+        self.rep, self.rate, self.calls = rep, None, 0
+        self.bounds: dict[tuple[int, int], Any] = {}  # (start, stop) -> device scalars, reused
+        self.buffer = None  # the losses array of the previous epoch, reused (every entry is set)
+
+    def _size(self, remaining: int) -> int:
+        if self.rate is None:
+            return min(remaining, 2 ** max(0, self.calls - 1))
+        return max(1, min(remaining, int(self.rate * PART_SECONDS)))
+
+    def _bounds(self, lo: int, hi: int):
+        if (lo, hi) not in self.bounds:
+            if len(self.bounds) > 256:
+                self.bounds.clear()
+            self.bounds[lo, hi] = self.rep((jnp.asarray(lo, jnp.int32), jnp.asarray(hi, jnp.int32)))
+        return self.bounds[lo, hi]
+
+    def run(self, trainer: Trainer, model, opt_state, x, key, step):
+        n_batches = x.shape[0] // trainer.batch_size
+        losses = self.buffer
+        if losses is None or losses.shape != (n_batches,):
+            losses = self.rep(jnp.zeros(n_batches, jnp.float32))
+        finite = None
+        i = 0
+        while i < n_batches:
+            k = self._size(n_batches - i)
+            lo, hi = self._bounds(i, i + k)
+            t0 = time.perf_counter()
+            model, opt_state, step, losses, finite = trainer.train_epoch_part(model, opt_state, x, key, step, losses, lo, hi)
+            jax.block_until_ready(step)
+            dt = time.perf_counter() - t0
+            if self.calls > 0 and (dt > 0.05 or self.rate is not None):
+                self.rate = k / max(dt, 1e-6)
+            self.calls += 1
+            i += k
+        if finite is None:  # an epoch of no steps
+            finite = _all_finite(model)
+        self.buffer = losses
+        return model, opt_state, step, losses, finite
+
+
+def _skip_counters(opt_state) -> list:
+    """The counts of non-finite steps kept by skip-non-finite optimizer states."""
+    nodes = jax.tree.leaves(opt_state, is_leaf=lambda t: hasattr(t, "total_notfinite") and isinstance(t, tuple))
+    return [t.total_notfinite for t in nodes if hasattr(t, "total_notfinite")]
+
+
+def _finite(tree) -> Array:
+    leaves = [a for a in jax.tree.leaves(tree) if eqx.is_inexact_array(a)]
+    if not leaves:
+        return jnp.asarray(True)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
+
+
+@jax.jit
+def _finite_leaves(leaves) -> Array:
+    return _finite(leaves)
+
+
+def _all_finite(model) -> Array:
+    """Whether every floating-point array of ``model`` is finite."""
+    return _finite_leaves([a for a in jax.tree.leaves(model) if eqx.is_inexact_array(a)])
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Ignore SIGINT, SIGTERM and SIGHUP while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    old = {}
+    try:
+        for s in sigs:
+            old[s] = signal.signal(s, lambda *_: None)
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _is_main() -> bool:
+    from .distributed import is_main_process
+
+    return is_main_process()
+
+
+def _run_identity(model, key, batch_size: int, x) -> dict[str, Any]:
+    """What makes two ``fit`` calls the same run (the number of epochs may differ)."""
+    from . import io as vio
+
+    return {
+        "model": vio.sha256_bytes(vio.leaves_bytes(model)),
+        "key": vio.sha256_bytes(np.asarray(jax.random.key_data(key)).tobytes()),
+        "batch_size": int(batch_size),
+        "data": vio.data_fingerprint(x),
+    }
+
+
+def _resume_from(saver, model, opt_state_like, key) -> TrainState | None:
+    """The newest verified checkpoint of ``saver`` when it belongs to this run.
+
+    The run is compared from the newest readable header before any arrays are read, so
+    the checkpoints of a different run are refused and left untouched.
+    """
+    from . import io as vio
+
+    vio.remove_stale_tmp(saver.folder)  # left by a process killed mid-write; we hold the lock
+    mine = saver.header.get("fit", {})
+    for path in reversed(saver.paths()):
+        try:
+            theirs = vio.read_checkpoint_header(path).get("fit")
+        except (ValueError, OSError):
+            continue  # a damaged file: latest() reports it
+        diff = [k for k in ("model", "key", "batch_size", "data") if theirs is not None and mine.get(k) != theirs.get(k)]
+        if diff:
+            names = {"model": "initial model", "key": "key", "batch_size": "batch size", "data": "training data"}
+            raise ValueError(
+                f"{saver.folder} holds checkpoints of a different training run (the "
+                f"{', '.join(names[k] for k in diff)} differ). Pass another checkpoint_dir, or "
+                "delete its checkpoints to start again."
+            )
+        break
+    loaded = saver.latest(model, opt_state_like, key)
+    for path, reason in saver.skipped:
+        warnings.warn(f"skipped checkpoint {path}: {reason}", RuntimeWarning, stacklevel=4)
+    return None if loaded is None else loaded[0]
 
 
 def _check_source(model: VAE, source: Source, name: str, max_bytes: int, support: bool = True) -> Source:

@@ -61,7 +61,8 @@ def run(args) -> int:
     header = (h_in or [f"x{j + 1}" for j in range(x_in.shape[1])]) + ["anomaly_score", "outlier"]
     cols = [x_in[:, j] for j in range(x_in.shape[1])] + [s, flag]
     write_csv(args.output, header, cols, force=args.force)
+    print(f"flagged {int(flag.sum())} of {len(flag)} rows as outliers -> {args.output}", flush=True)
     if args.save:
-        det.save(args.save)
-    print(f"flagged {int(flag.sum())} of {len(flag)} rows as outliers -> {args.output}")
+        det.save(args.save)  # atomic: a failed save leaves no partial folder
+        print(f"detector saved to {args.save}")
     return 0

@@ -31,7 +31,7 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def evaluate(run_dir, split: str = "test", iw_samples: int = 1000, elbo_samples: int = 10, limit=None, seed: int = 0, quiet: bool = True) -> dict:
+def evaluate(run_dir, split: str = "test", iw_samples: int = 1000, elbo_samples: int = 10, limit=None, seed: int = 0, quiet: bool = True, write: bool = True) -> dict:
     """Test ELBO and log-likelihood of a run; ``quiet=False`` shows a progress bar with an ETA on stderr."""
     import jax
     import jax.numpy as jnp
@@ -90,14 +90,19 @@ def evaluate(run_dir, split: str = "test", iw_samples: int = 1000, elbo_samples:
         "elbo_samples": elbo_samples,
         "preprocessing": pre.kind if pre is not None else "none",  # values are nats of the preprocessed data
     }
-    vio.write_json(run_dir / "eval.json", result)
+    if write:
+        vio.write_json(run_dir / "eval.json", result)
     return result
 
 
 def run(args) -> int:
-    r = evaluate(args.run, args.split, args.iw_samples, args.elbo_samples, args.limit, args.seed, quiet=args.quiet)
+    from .. import io as vio
+
+    r = evaluate(args.run, args.split, args.iw_samples, args.elbo_samples, args.limit, args.seed, quiet=args.quiet, write=False)
     print(f"{r['split']} ({r['n']} examples)")
     print(f"  ELBO            {r['elbo']:10.3f} nats per example ({r['elbo_samples']} samples)")
-    print(f"  log-likelihood  {r['log_likelihood']:10.3f} nats per example ({r['iw_samples']} importance samples)")
+    print(f"  log-likelihood  {r['log_likelihood']:10.3f} nats per example ({r['iw_samples']} importance samples)", flush=True)
+    # printed first, so a failed write (read-only folder, disk full) does not lose them
+    vio.write_json(Path(args.run) / "eval.json", r)
     print(f"written to {Path(args.run) / 'eval.json'}")
     return 0

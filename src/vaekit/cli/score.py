@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 import csv
-import json
+import io
 import os
 
 import numpy as np
@@ -33,10 +33,21 @@ def read_csv(path: str) -> tuple[list[str] | None, np.ndarray]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"input file {path} does not exist.")
     if path.endswith(".npy"):
-        a = np.load(path, allow_pickle=False)
+        try:
+            a = np.load(path, allow_pickle=False)
+        except (ValueError, EOFError) as e:
+            raise CLIError(f"{path} is not a readable .npy array ({e}).") from None
         return None, a.reshape(-1, 1) if a.ndim == 1 else a
-    with open(path, newline="") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    except UnicodeDecodeError as e:
+        raise CLIError(
+            f"{path} is not a text CSV file (byte {e.object[e.start]:#04x} at position {e.start} is not UTF-8 "
+            "text). Pass a CSV file or a .npy array."
+        ) from None
+    except csv.Error as e:
+        raise CLIError(f"{path} is not a readable CSV file ({e}).") from None
     if not rows:
         raise CLIError(f"{path} has no rows.")
 
@@ -72,15 +83,18 @@ def read_csv(path: str) -> tuple[list[str] | None, np.ndarray]:
 def write_csv(path: str, header: list[str], columns: list[np.ndarray], *, force: bool = False) -> None:
     if os.path.exists(path) and not force:
         raise FileExistsError(f"{path} already exists; choose another --output or pass --force.")
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
+    from ..io import atomic_write
+
+    def write(f):
+        text = io.TextIOWrapper(f, newline="", encoding="utf-8")
+        w = csv.writer(text)
         w.writerow(header)
         for row in zip(*columns):
             w.writerow([repr(float(v)) if isinstance(v, float | np.floating) else v for v in row])
-    os.replace(tmp, path)
+        text.flush()
+        text.detach()
+
+    atomic_write(path, write)  # no half-written file on a full disk
 
 
 def load_scorer(run: str, method: str | None, n_samples: int, seed: int):
@@ -90,8 +104,10 @@ def load_scorer(run: str, method: str | None, n_samples: int, seed: int):
         raise FileNotFoundError(f"{run} is not a folder (expected a saved detector or a training run).")
     kind = None
     if os.path.isfile(meta_path):
-        with open(meta_path) as f:
-            kind = json.load(f).get("kind")
+        from ..io import read_json
+
+        meta = read_json(meta_path)
+        kind = meta.get("kind") if isinstance(meta, dict) else None
     if kind == "detector":
         from ..detector import VAEDetector
 

@@ -125,7 +125,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default runs/<data>-<time>)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", metavar="RUN", help="continue this run from its newest checkpoint")
-    g.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    g.add_argument("--overwrite", action="store_true", help="replace the run in --out (only a vaekit run; only the files vaekit wrote)")
+    p.add_argument(
+        "--allow-data-change", action="store_true",
+        help="with --resume: continue even though the training data changed since the run started",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -140,8 +144,10 @@ def run(args) -> int:
         if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
             raise CLIError("--out and --resume name different folders; a resumed run stays in its folder.")
         out = Path(args.resume)
-        vrun.train({}, out, resume=True, quiet=args.quiet, explicit={**file_cfg, **explicit})
+        vrun.train({}, out, resume=True, quiet=args.quiet, explicit={**file_cfg, **explicit}, allow_data_change=args.allow_data_change)
     else:
+        if args.allow_data_change:
+            raise CLIError("--allow-data-change applies only with --resume.")
         cfg = vrun.resolve_config(file_cfg, explicit)
         if args.out:
             out = Path(args.out)

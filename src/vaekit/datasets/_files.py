@@ -84,7 +84,23 @@ def xy_from_arrays(arrays: dict[str, np.ndarray], path) -> tuple[np.ndarray, np.
     y = np.asarray(arrays[keys["y"]]).reshape(-1) if "y" in keys else None
     if y is not None and len(y) != len(x):
         raise ValueError(f"{path}: X has {len(x)} rows but y has {len(y)}; the file is corrupt.")
-    return x.astype(np.float32), y
+    return _float32(x, path), y
+
+
+def _float32(x: np.ndarray, path, columns: list[str] | None = None) -> np.ndarray:
+    """``x`` as float32, refusing finite values that overflow it (they would become inf)."""
+    if x.dtype.kind == "f" and x.dtype.itemsize > 4:
+        big = np.abs(x) > np.finfo(np.float32).max
+        if big.any():
+            at = np.argwhere(big)[0]
+            where = f"data row {at[0] + 1}" + (
+                f", column {columns[at[1]]!r}" if columns is not None and x.ndim == 2 else ""
+            )
+            raise ValueError(
+                f"{path}: {int(big.sum())} value(s) too large for float32, the precision vaekit "
+                f"trains in (|x| > 3.4e38), e.g. {float(x[tuple(at)])!r} in {where}. Rescale or remove them."
+            )
+    return x.astype(np.float32)
 
 
 def read_table(path: str | Path, label_column: str | None = None) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
@@ -123,7 +139,7 @@ def read_table(path: str | Path, label_column: str | None = None) -> tuple[np.nd
             f"{path}: column {list(columns)[c]!r} has a missing or non-finite value in data row {r + 1}. "
             "Impute or drop such rows first."
         )
-    return x.astype(np.float32), y, list(columns)
+    return _float32(x, path, list(columns)), y, list(columns)
 
 
 def _is_number(v) -> bool:
