@@ -11,9 +11,9 @@ equinox module that holds its parameters::
     model, history = vk.fit(model, x_train, key=key, epochs=10, batch_size=200)
 """
 
-from ._fixed import Fixed as Fixed, fixed as fixed, resolve as resolve, trainable as trainable
-from ._onehot import OneHotCategoricalLogits as OneHotCategoricalLogits
-from .distributions import (
+from .core._fixed import Fixed as Fixed, fixed as fixed, resolve as resolve, trainable as trainable
+from .core._onehot import OneHotCategoricalLogits as OneHotCategoricalLogits
+from .core._conditionals import (
     Bernoulli as Bernoulli,
     Beta as Beta,
     Categorical as Categorical,
@@ -24,13 +24,13 @@ from .distributions import (
     Laplace as Laplace,
     StudentT as StudentT,
 )
-from .kl import kl_divergence as kl_divergence
-from .initialization import init_output_bias as init_output_bias
-from .model import VAE as VAE, Samples as Samples, encode as encode, reconstruct as reconstruct, sample as sample
-from . import presets as presets
+from .core._kl import kl_divergence as kl_divergence
+from .core._initialization import init_output_bias as init_output_bias
+from .core._model import VAE as VAE, Samples as Samples, encode as encode, reconstruct as reconstruct, sample as sample
+from .zoo import presets as presets
 from .nets import MLP as MLP
-from .objectives import elbo as elbo, iwae_bound as iwae_bound, log_likelihood as log_likelihood
-from .priors import (
+from .core._objectives import elbo as elbo, iwae_bound as iwae_bound, log_likelihood as log_likelihood
+from .core._priors import (
     BernoulliPrior as BernoulliPrior,
     CategoricalPrior as CategoricalPrior,
     MixtureOfGaussians as MixtureOfGaussians,
@@ -38,29 +38,29 @@ from .priors import (
     Prior as Prior,
     StandardNormal as StandardNormal,
 )
-from .training import TrainState as TrainState, Trainer as Trainer, default_optimizer as default_optimizer, fit as fit, make_loss as make_loss
-from . import datasets as datasets
-from .io import load as load, save as save
-from .preprocessing import Preprocessor as Preprocessor
-from . import distributed as distributed
-from .data_source import ArraySource as ArraySource, Source as Source
-from .training import map_batches as map_batches
-from .training import TrainingDiverged as TrainingDiverged
+from .training._loop import TrainState as TrainState, Trainer as Trainer, default_optimizer as default_optimizer, fit as fit, make_loss as make_loss
+from .data import datasets as datasets
+from .training.checkpoints import load as load, save as save
+from .data.preprocessing import Preprocessor as Preprocessor
+from .training import distributed as distributed
+from .training._source import ArraySource as ArraySource, Source as Source
+from .training._loop import map_batches as map_batches
+from .training._loop import TrainingDiverged as TrainingDiverged
 from . import anomaly as anomaly
 
 
 def __getattr__(name: str):
     # VAEDetector needs scikit-learn (pip install vaekit[anomaly]); import it on first use.
     if name == "VAEDetector":
-        from .detector import VAEDetector
+        from .anomaly.detector import VAEDetector
 
         return VAEDetector
     raise AttributeError(f"module 'vaekit' has no attribute {name!r}")
 
 
 # --- model zoo (issue 5) ---
-from . import families as families, dirichlet as dirichlet, discrete as discrete, flows as flows, regularizers as regularizers
-from .families import (
+from .zoo import dirichlet as dirichlet, discrete as discrete, families as families, flows as flows, mmd as regularizers
+from .zoo.families import (
     CauchyConditional as Cauchy,
     ExponentialConditional as Exponential,
     GumbelConditional as Gumbel,
@@ -68,25 +68,25 @@ from .families import (
     LogisticConditional as Logistic,
     WeibullConditional as Weibull,
 )
-from .dirichlet import DirichletLatent as DirichletLatent, moment_prior_update as moment_prior_update
-from .discrete import (
+from .zoo.dirichlet import DirichletLatent as DirichletLatent, moment_prior_update as moment_prior_update
+from .zoo.discrete import (
     BaselineVAE as BaselineVAE,
     ConcretePrior as ConcretePrior,
     GumbelSoftmax as GumbelSoftmax,
     reinforce_objective as reinforce_objective,
 )
-from .flows import FlowPosterior as FlowPosterior, IAF as IAF, Planar as Planar
-from .priors import DirichletPrior as DirichletPrior, FamilyPrior as FamilyPrior, VampPrior as VampPrior
-from .regularizers import mmd as mmd, mmd_objective as mmd_objective
-from .vamp import VampVAE as VampVAE
+from .zoo.flows import FlowPosterior as FlowPosterior, IAF as IAF, Planar as Planar
+from .core._priors import DirichletPrior as DirichletPrior, FamilyPrior as FamilyPrior, VampPrior as VampPrior
+from .zoo.mmd import mmd as mmd, mmd_objective as mmd_objective
+from .zoo.vamp import VampVAE as VampVAE
 from . import nets as nets
-from .plots_latent import (
+from .viz.latent import (
     plot_interpolation as plot_interpolation,
     plot_latent as plot_latent,
     plot_simplex as plot_simplex,
     plot_traversal as plot_traversal,
 )
-from .latent import LatentPath as LatentPath, interpolate as interpolate, traverse as traverse
+from .core._latent_paths import LatentPath as LatentPath, interpolate as interpolate, traverse as traverse
 
 __version__ = "0.1.0"
 

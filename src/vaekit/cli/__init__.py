@@ -89,8 +89,8 @@ _OS_FIXES = {
 
 def error_line(e: BaseException) -> tuple[str, int]:
     """The one-line message and exit code for an exception raised by a command."""
-    from ..io import FolderInUseError
-    from ..training import TrainingDiverged
+    from ..training.checkpoints import FolderInUseError
+    from ..training._loop import TrainingDiverged
 
     notes = "".join(f" {n}" for n in getattr(e, "__notes__", None) or [])
     if isinstance(e, TrainingDiverged):

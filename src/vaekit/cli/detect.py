@@ -18,7 +18,7 @@ from .score import _plain, read_csv, write_csv
 
 
 def add_parser(subparsers) -> None:
-    from ..anomaly import METHODS
+    from ..anomaly.scores import METHODS
 
     p = subparsers.add_parser("detect", help="fit a detector on normal rows and flag anomalies in new rows", description=_plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train", required=True, help="CSV of normal rows (header optional)")
@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..detector import VAEDetector
+    from ..anomaly.detector import VAEDetector
 
     if os.path.exists(args.output) and not args.force:
         raise FileExistsError(f"{args.output} already exists; choose another --output or pass --force.")

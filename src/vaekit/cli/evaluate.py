@@ -37,10 +37,11 @@ def evaluate(run_dir, split: str = "test", iw_samples: int = 1000, elbo_samples:
     import jax.numpy as jnp
     import numpy as np
 
-    from .. import datasets, io as vio
-    from ..objectives import elbo, log_likelihood
-    from ..report import _kw
-    from ..run import load_run
+    from ..data import datasets
+    from ..training import checkpoints as vio
+    from ..core._objectives import elbo, log_likelihood
+    from ..viz.report import _kw
+    from ..runs._train import load_run
 
     run_dir = Path(run_dir)
     for name, v in (("--iw-samples", iw_samples), ("--elbo-samples", elbo_samples)):
@@ -50,7 +51,7 @@ def evaluate(run_dir, split: str = "test", iw_samples: int = 1000, elbo_samples:
     ds = datasets.load(cfg["data"], split, limit=limit, **_kw(cfg))
     x = datasets.materialize(ds.x)
     x = jnp.asarray(pre.transform(x) if pre is not None else x)
-    from .._checks import check_data
+    from ..core._checks import check_data
 
     check_data(model, x, f"the {split} split")
     k1, k2 = jax.random.split(jax.random.key(seed))
@@ -96,7 +97,7 @@ def evaluate(run_dir, split: str = "test", iw_samples: int = 1000, elbo_samples:
 
 
 def run(args) -> int:
-    from .. import io as vio
+    from ..training import checkpoints as vio
 
     r = evaluate(args.run, args.split, args.iw_samples, args.elbo_samples, args.limit, args.seed, quiet=args.quiet, write=False)
     print(f"{r['split']} ({r['n']} examples)")

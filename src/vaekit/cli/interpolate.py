@@ -37,11 +37,11 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     import numpy as np
 
-    from .. import datasets
-    from ..latent import interpolate
-    from ..report import _kw
-    from ..run import load_run
-    from ..plots import strip
+    from ..data import datasets
+    from ..core._latent_paths import interpolate
+    from ..viz.report import _kw
+    from ..runs._train import load_run
+    from ..viz.plots import strip
     from .sample import audio_rate_of, check_output, check_wav, image_shape_of, write_values
 
     run_dir = Path(args.run)

@@ -31,9 +31,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..plots import lattice
-    from ..report import _inverse
-    from ..run import load_run
+    from ..viz.plots import lattice
+    from ..viz.report import _inverse
+    from ..runs._train import load_run
     from .sample import check_output, image_shape_of
 
     run_dir = Path(args.run)

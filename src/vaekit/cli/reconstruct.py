@@ -33,11 +33,11 @@ def run(args) -> int:
     import jax.numpy as jnp
     import numpy as np
 
-    from .. import datasets
-    from .._checks import check_data
-    from ..model import reconstruct
-    from ..report import _kw
-    from ..run import load_run
+    from ..data import datasets
+    from ..core._checks import check_data
+    from ..core._model import reconstruct
+    from ..viz.report import _kw
+    from ..runs._train import load_run
     from .sample import audio_rate_of, check_output, check_wav, write_values
 
     out = check_output(args.output)

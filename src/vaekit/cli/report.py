@@ -26,7 +26,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..report import make_report
+    from ..viz.report import make_report
 
     path = make_report(args.run, lattice_range=args.lattice_range, lattice_size=args.lattice_size, seed=args.seed)
     print(f"report written to {path.resolve()}")

@@ -51,7 +51,7 @@ def check_output(path: str, suffixes: tuple[str, ...] = SUFFIXES) -> Path:
 
 
 def image_shape_of(cfg: dict):
-    from .. import datasets
+    from ..data import datasets
 
     if audio_rate_of(cfg):
         return None
@@ -75,7 +75,7 @@ def audio_rate_of(cfg: dict) -> int | None:
         return int(summary.get("sample_rate") or 16000) if summary["kind"] == "audio" else None
     p = Path(str(cfg["data"]))
     if p.is_dir() and next(p.rglob("*.wav"), None) is not None:  # runs recorded before data_summary
-        from .. import datasets
+        from ..data import datasets
 
         return int(datasets.load(p, "all", limit=1, **(cfg.get("data_options") or {})).meta.get("sample_rate") or 16000)
     return None
@@ -84,7 +84,7 @@ def audio_rate_of(cfg: dict) -> int | None:
 def write_grid(values, out: Path, image_shape, cols: int) -> None:
     import numpy as np
 
-    from ..plots import _display, _save_image, _scale_for, _tiles, grid
+    from ..viz.plots import _display, _save_image, _scale_for, _tiles, grid
 
     if image_shape is None:
         raise ValueError("PNG output needs image data; this run's data are not images. Use --output FILE.npy.")
@@ -98,7 +98,7 @@ def write_grid(values, out: Path, image_shape, cols: int) -> None:
 
 def check_wav(run) -> None:
     """Fail before any work when ``.wav`` output is asked of a run that is not audio."""
-    from .. import io as vio
+    from ..training import checkpoints as vio
 
     path = Path(run) / "config.json"
     if path.is_file() and audio_rate_of(vio.read_json(path)) is None:
@@ -113,8 +113,8 @@ def write_values(values, out: Path, cfg: dict, *, cols: int, titles=None, overla
     """
     import numpy as np
 
-    from .. import datasets
-    from ..plots import waveforms
+    from ..data import datasets
+    from ..viz.plots import waveforms
 
     suffix = out.suffix.lower()
     values = np.asarray(values, np.float32).reshape(len(values), -1)
@@ -150,8 +150,8 @@ def run(args) -> int:
     import jax
     import numpy as np
 
-    from ..model import sample
-    from ..run import load_run
+    from ..core._model import sample
+    from ..runs._train import load_run
 
     if args.grid:
         return run_grid(args)
@@ -176,9 +176,9 @@ def run(args) -> int:
 def run_grid(args) -> int:
     import jax
 
-    from ..plots import prior_samples
-    from ..report import _inverse
-    from ..run import load_run
+    from ..viz.plots import prior_samples
+    from ..viz.report import _inverse
+    from ..runs._train import load_run
 
     rows, cols = parse_grid(args.grid)
     run_dir = Path(args.run)

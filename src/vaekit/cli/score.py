@@ -83,7 +83,7 @@ def read_csv(path: str) -> tuple[list[str] | None, np.ndarray]:
 def write_csv(path: str, header: list[str], columns: list[np.ndarray], *, force: bool = False) -> None:
     if os.path.exists(path) and not force:
         raise FileExistsError(f"{path} already exists; choose another --output or pass --force.")
-    from ..io import atomic_write
+    from ..training.checkpoints import atomic_write
 
     def write(f):
         text = io.TextIOWrapper(f, newline="", encoding="utf-8")
@@ -104,24 +104,24 @@ def load_scorer(run: str, method: str | None, n_samples: int, seed: int):
         raise FileNotFoundError(f"{run} is not a folder (expected a saved detector or a training run).")
     kind = None
     if os.path.isfile(meta_path):
-        from ..io import read_json
+        from ..training.checkpoints import read_json
 
         meta = read_json(meta_path)
         kind = meta.get("kind") if isinstance(meta, dict) else None
     if kind == "detector":
-        from ..detector import VAEDetector
+        from ..anomaly.detector import VAEDetector
 
         det = VAEDetector.load(run)
         if method is not None:
             det.set_params(method=method)
         return det.anomaly_score
     try:
-        from ..io import load
+        from ..training.checkpoints import load
     except ImportError:
         raise CLIError(f"{run} is not a saved detector, and this vaekit cannot read training runs.") from None
     import jax
 
-    from ..anomaly import score
+    from ..anomaly.scores import score
 
     loaded = load(run)
     if not (isinstance(loaded, tuple) and len(loaded) == 2):
@@ -136,7 +136,7 @@ def load_scorer(run: str, method: str | None, n_samples: int, seed: int):
 
 
 def add_parser(subparsers) -> None:
-    from ..anomaly import METHODS
+    from ..anomaly.scores import METHODS
 
     p = subparsers.add_parser(
         "score",

@@ -78,7 +78,7 @@ FLAGS = {
 
 
 def add_parser(subparsers) -> None:
-    from ..presets import widths_help
+    from ..zoo.presets import widths_help
 
     p = subparsers.add_parser(
         "train",
@@ -135,7 +135,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from .. import run as vrun
+    from ..runs import _train as vrun
     from . import CLIError
 
     explicit = {key: getattr(args, flag) for flag, key in FLAGS.items() if getattr(args, flag) is not None}

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from .._fixed import resolve
+from ..core._fixed import resolve
 
 
 def _require(module: str, who: str, extra: str):

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from .._fixed import resolve
+from ..core._fixed import resolve
 
 
 def _check_shape(shape, ndim_ok: tuple[int, ...], name: str) -> tuple[int, ...]:

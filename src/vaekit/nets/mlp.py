@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from .._fixed import resolve
+from ..core._fixed import resolve
 
 #: activations by name (``activation="tanh"``, e.g. in a TOML ``[model_options]`` table)
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {

@@ -1,0 +1,98 @@
+"""The VAE: a prior p(z), an encoder q(z|x) and a decoder p(x|z), plus helpers."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpyro.distributions as nd
+from jax.typing import ArrayLike
+from jaxtyping import Array, PRNGKeyArray
+
+from ._fixed import resolve
+from ._conditionals import Conditional
+from ._priors import Prior
+
+
+class VAE(eqx.Module):
+    """A variational autoencoder; an equinox module holding all its parameters.
+
+    :param prior: p(z), a :class:`vaekit.priors.Prior`.
+    :param encoder: q(z|x), a :class:`vaekit.distributions.Conditional` over latents.
+    :param decoder: p(x|z), a :class:`vaekit.distributions.Conditional` over data.
+    """
+
+    prior: Prior
+    encoder: Conditional
+    decoder: Conditional
+
+    def __init__(self, prior: Prior, encoder: Conditional, decoder: Conditional):
+        for name, part, cls in (
+            ("prior", prior, Prior),
+            ("encoder", encoder, Conditional),
+            ("decoder", decoder, Conditional),
+        ):
+            if not isinstance(part, cls):
+                raise TypeError(
+                    f"VAE {name} must be a vaekit {cls.__name__} (e.g. "
+                    f"{'vk.StandardNormal(d)' if cls is Prior else 'vk.Gaussian(net)'}), "
+                    f"got {type(part).__name__}."
+                )
+        self.prior = prior
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def prior_dist(self) -> nd.Distribution:
+        """p(z): event shape ``[*latent]``."""
+        return resolve(self.prior).dist()
+
+    def posterior(self, x: ArrayLike) -> nd.Distribution:
+        """q(z|x) for a batch ``x: [batch, *data]``: batch ``[batch]``, event ``[*latent]``."""
+        return self.encoder.dist(x)
+
+    def likelihood(self, z: ArrayLike, batch_ndim: int = 1) -> nd.Distribution:
+        """p(x|z) for ``z: [*batch, *latent]``: event shape ``[*data]``."""
+        return self.decoder.dist(z, batch_ndim)
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return self.prior.event_shape
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        """Event shape of the decoder's distribution (the shape of one example)."""
+        zs = self.latent_shape
+
+        def f(m):
+            return jnp.zeros(m.likelihood(jnp.zeros((1, *zs))).event_shape)
+
+        return tuple(jax.eval_shape(f, self).shape)
+
+
+class Samples(NamedTuple):
+    """Latent codes and decoded data: ``z [n, *latent]``, ``mean``/``x [n, *data]``."""
+
+    z: Array
+    mean: Array
+    x: Array
+
+
+def sample(model: VAE, key: PRNGKeyArray, n: int) -> Samples:
+    """Draw ``n`` codes from the prior and decode them: decoder means and samples."""
+    kz, kx = jax.random.split(key)
+    z = model.prior_dist().sample(kz, (n,))  # prior_dist: VampVAE's prior needs the encoder
+    return Samples(z, model.decoder.mean(z), model.likelihood(z).sample(kx))
+
+
+def encode(model: VAE, x: ArrayLike) -> dict[str, Array]:
+    """Posterior parameters of q(z|x), by name (e.g. ``loc`` and ``scale``), ``[batch, ...]``."""
+    return model.encoder.parameters(x)
+
+
+def reconstruct(model: VAE, x: ArrayLike, key: PRNGKeyArray) -> Samples:
+    """Encode ``x``, draw one ``z ~ q(z|x)``, decode: ``(z, decoder mean, decoder sample)``."""
+    kz, kx = jax.random.split(key)
+    z = model.posterior(x).sample(kz)
+    return Samples(z, model.decoder.mean(z), model.likelihood(z).sample(kx))

@@ -1,0 +1,1 @@
+"""Plots of a trained model and the run report."""

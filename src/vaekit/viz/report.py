@@ -1,0 +1,213 @@
+"""Plots and a self-contained ``report.html`` for a run folder.
+
+``make_report(run)`` draws the plots into ``run/plots/`` and writes ``run/report.html``
+with the configuration, the final metrics (and ``eval.json`` when present) and every
+plot embedded as a base64 PNG, so the page works when copied anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from ..data import datasets
+from ..training import checkpoints as vio
+from . import plots
+from ..runs._train import load_run, read_metrics
+
+
+def _inverse(pre):
+    if pre is None:
+        return None
+    return lambda a: pre.inverse_transform(np.asarray(a).reshape(a.shape[0], -1)).reshape(a.shape)
+
+
+def test_data(run: Path, cfg: dict, split: str = "test", limit: int | None = 2000):
+    """``(dataset, x)`` of the first ``limit`` rows of ``split`` (kept for callers; plots use :func:`plot_data`)."""
+    ds = datasets.load(cfg["data"], split, limit=limit, **_kw(cfg))
+    return ds, datasets.materialize(ds.x)
+
+
+def _kw(cfg):
+    kw = dict(cfg.get("data_options") or {})
+    if cfg.get("label_column"):
+        kw["label_column"] = cfg["label_column"]
+    return kw
+
+
+def plot_split(cfg: dict) -> str:
+    """The split the plots show: ``test`` when the data have one."""
+    sp = datasets.splits(cfg["data"])
+    return "test" if "test" in sp else sp[0]
+
+
+def plot_data(cfg: dict, split: str, n_rows: int = 2000, seed: int = 0):
+    """``(dataset, rows, x [rows], y [rows] or None)``: ``n_rows`` rows of ``split`` drawn at
+    random with ``seed`` (stratified by label when there are labels), read from disk."""
+    ds = datasets.load(cfg["data"], split, **_kw(cfg))
+    n = datasets.n_examples(ds.x)
+    rows = plots.choose_rows(n, ds.y, n_rows, seed)
+    x = ds.x.read(rows) if isinstance(ds.x, datasets.Source) and not isinstance(ds.x, np.ndarray) else np.asarray(ds.x[rows], np.float32)
+    return ds, rows, x, None if ds.y is None else np.asarray(ds.y)[rows]
+
+
+def is_audio(cfg: dict, meta: dict | None = None) -> bool:
+    """Whether the run's data are audio frames (recorded in config.json, else from the dataset)."""
+    kind = (cfg.get("data_summary") or {}).get("kind")
+    if kind is not None:
+        return kind == "audio"
+    return bool((meta or {}).get("audio"))
+
+
+def _rows_text(rows, y) -> str:
+    if y is None:
+        return ", ".join(str(int(r)) for r in rows)
+    return ", ".join(f"{int(r)} (label {v})" for r, v in zip(rows, y))
+
+
+def make_plots(
+    run: str | Path,
+    *,
+    seed: int = 0,
+    lattice_range: float | None = None,
+    lattice_size: int = 50,
+    n_rows: int = 2000,
+) -> dict[str, Path]:
+    """Draw every plot of the run into ``run/plots``; return ``{caption: path}``.
+
+    The plots use ``n_rows`` rows of the test split drawn at random with ``seed``
+    (stratified by label when the split has labels), never the first rows, and each
+    caption says which rows and labels it shows. ``plots/plots.json`` records the rows.
+
+    :param lattice_range: the lattice covers ``z in [-r, r]^2``; default: the standard
+        normal's quantiles.
+    """
+    from ..core._latent_paths import interpolate, on_simplex
+
+    run = Path(run)
+    model, pre, cfg = load_run(run)
+    split = plot_split(cfg)
+    ds, rows, x, y = plot_data(cfg, split, n_rows, seed)
+    n = datasets.n_examples(ds.x)
+    xm = pre.transform(x) if pre is not None else x
+    audio = is_audio(cfg, ds.meta)
+    image_shape = None if audio else ds.meta.get("image_shape")
+    inv = _inverse(pre) if pre is not None and pre.kind in ("standardize", "minmax", "scale", "clip") else None
+    out = run / "plots"
+    out.mkdir(exist_ok=True)
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    figs = {}
+    manifest: dict = {"split": split, "n_split": n, "seed": seed, "rows": rows.tolist()}
+    how = f"{len(rows)} of the {n} {split} rows, drawn at random (seed {seed})"
+    if y is not None:
+        classes = np.unique(y)
+        how += f", stratified by label; colours are the labels ({len(classes)} classes)"
+        manifest["labels_shown"] = classes.tolist()
+    else:
+        how += "; this split has no labels, so the points are not coloured"
+        manifest["labels_shown"] = None
+    figs["Loss curves (negative ELBO per example)"] = plots.loss_curves(_history(run), out / "loss.png")
+    where = "on the simplex" if on_simplex(model) else ("(first two principal components)" if int(np.prod(model.latent_shape)) > 2 else "")
+    figs[f"Latent space: posterior means {where} of {how}".replace("  ", " ")] = plots.latent_scatter(model, xm, y, out / "latent.png")
+    figs["Prior samples: each row one z from the prior, its decoder mean then 3 samples" if not audio else "Prior samples: decoder mean and one sample of p(x|z) for each of 10 prior draws"] = plots.prior_samples(
+        model, k1, out / "samples.png", image_shape=image_shape, inverse=inv, audio=audio
+    )
+    rec = rows[:4]
+    manifest["reconstruction_rows"] = rec.tolist()
+    rec_y = None if y is None else y[:4]
+    rec_caption = f"Reconstructions of {split} rows {_rows_text(rec, rec_y)}: " + (
+        "input and the decoder mean of one latent draw" if audio else "input, then (decoder mean, sample) for 2 latent draws"
+    )
+    figs[rec_caption] = plots.reconstructions(
+        model, xm, k2, out / "reconstructions.png", image_shape=image_shape, inverse=inv, audio=audio,
+        titles=[f"{split} row {int(r)}" + ("" if rec_y is None else f" (label {v})") for r, v in zip(rec, rec_y if rec_y is not None else [None] * 4)],
+    )
+    if len(rows) >= 2:
+        i, j = 0, 1
+        path = interpolate(model, xm[i], xm[j], n=10)
+        manifest["interpolation_rows"] = [int(rows[i]), int(rows[j])]
+        ends = _rows_text(rows[[i, j]], None if y is None else y[[i, j]])
+        figs[f"Interpolation between {split} rows {ends}: decoder means at 10 points on the straight line between their posterior means"] = plots.strip(
+            inv(np.asarray(path.mean)) if inv else np.asarray(path.mean), out / "interpolation.png", image_shape=image_shape,
+            audio=audio, titles=[f"t = {t:.2f}" for t in np.linspace(0, 1, 10)],
+        )
+    if model.latent_shape == (2,) and not on_simplex(model):
+        size = lattice_size if image_shape is not None else min(lattice_size, 10)
+        q = plots.lattice_points(size, lattice_range)
+        span = f"z in [{-lattice_range:g}, {lattice_range:g}]²" if lattice_range else f"z at the standard normal's quantiles ({q[0]:.2f} to {q[-1]:.2f})"
+        manifest["lattice"] = {"size": size, "range": lattice_range}
+        figs[f"Latent lattice: {size} x {size} decoder means, {span}"] = plots.lattice(
+            model, out / "lattice.png", image_shape=image_shape, inverse=inv, size=size, span=lattice_range
+        )
+    manifest["captions"] = {title: Path(p).name for title, p in figs.items()}
+    vio.write_json(out / "plots.json", manifest)
+    return figs
+
+
+def _history(run: Path) -> dict[str, list[float]]:
+    h: dict[str, list[float]] = {}
+    for row in read_metrics(run):  # tolerates the torn last line a crash leaves
+        for k, v in row.items():
+            h.setdefault(k, []).append(float("nan") if v is None else v)
+    return h
+
+
+def make_report(run: str | Path, *, lattice_range: float | None = None, lattice_size: int = 50, seed: int = 0) -> Path:
+    """Write ``run/report.html`` (plots redrawn, see :func:`make_plots`); return its path."""
+    run = Path(run)
+    figs = make_plots(run, lattice_range=lattice_range, lattice_size=lattice_size, seed=seed)
+    cfg = vio.read_json(run / "config.json")
+    status = vio.read_json(run / vio.META_FILE)
+    notice = (cfg.get("defaults_chosen") or {}).get("notice")
+    ev = vio.read_json(run / "eval.json") if (run / "eval.json").is_file() else None
+    env = cfg.pop("environment", {})
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v, ensure_ascii=False))}</td></tr>" for k, v in cfg.items())
+    env_rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v))}</td></tr>" for k, v in env.items())
+    metrics = dict(status.get("final", {}))
+    metrics.pop("time", None)
+    metrics["epochs"] = status.get("epochs")
+    if ev:
+        metrics.update({f"{ev.get('split', 'test')} {k}": v for k, v in ev.items() if k not in ("split",)})
+    met_rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{v:.4f}</td></tr>" if isinstance(v, float) else f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in metrics.items()
+    )
+    imgs = ""
+    for title, path in figs.items():
+        b64 = base64.b64encode(Path(path).read_bytes()).decode()
+        imgs += (
+            f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{b64}">'
+            f"<figcaption>{html.escape(title)}</figcaption></figure>\n"
+        )
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>vaekit run {html.escape(run.name)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; font-size: 13px; }}
+th {{ background: #f4f4f4; }}
+figure {{ display: inline-block; margin: 0 1.5em 1.5em 0; vertical-align: top; }}
+figure img {{ max-width: 700px; border: 1px solid #ddd; image-rendering: pixelated; }}
+figcaption {{ font-size: 13px; color: #555; max-width: 700px; }}
+.cols {{ display: flex; gap: 2em; flex-wrap: wrap; }}
+</style></head><body>
+<h1>vaekit run <code>{html.escape(run.name)}</code></h1>
+<p>Status: {html.escape(str(status.get("status")))}. Data: <code>{html.escape(str(cfg.get("data")))}</code>, model <code>{html.escape(str(cfg.get("model")))}</code>.</p>
+{f"<p>{html.escape(notice)}</p>" if notice else ""}
+<div class="cols">
+<div><h2>Final metrics</h2><table>{met_rows}</table></div>
+<div><h2>Configuration</h2><table>{rows}</table></div>
+<div><h2>Environment</h2><table>{env_rows}</table></div>
+</div>
+<h2>Plots</h2>
+{imgs}
+</body></html>
+"""
+    target = run / "report.html"
+    vio.atomic_write(target, lambda f: f.write(page.encode()))
+    return target
