@@ -9,44 +9,117 @@ equinox module that holds its parameters::
         decoder=vk.Bernoulli(vk.MLP(2, 784, hidden=(500,), key=k2)),
     )
     model, history = vk.fit(model, x_train, key=key, epochs=10, batch_size=200)
+
+This file only re-exports, layer by layer: ``core`` (the model and its math), ``nets``,
+``zoo`` (model families and presets), ``training``, ``data``, ``runs``, ``anomaly`` and
+``viz``. Importing vaekit registers its closed-form KL divergences in numpyro's
+dispatcher (see :mod:`vaekit.core._kl`).
 """
 
-from .core._fixed import Fixed as Fixed, fixed as fixed, resolve as resolve, trainable as trainable
-from .core._onehot import OneHotCategoricalLogits as OneHotCategoricalLogits
-from .core._conditionals import (
+# --- core: the model, its parts and objectives ---
+from .core import (
+    VAE as VAE,
+    AbstractVAE as AbstractVAE,
     Bernoulli as Bernoulli,
+    BernoulliPrior as BernoulliPrior,
     Beta as Beta,
     Categorical as Categorical,
+    CategoricalPrior as CategoricalPrior,
     Conditional as Conditional,
     ContinuousBernoulli as ContinuousBernoulli,
     Dirichlet as Dirichlet,
+    FamilyPrior as FamilyPrior,
+    Fixed as Fixed,
     Gaussian as Gaussian,
+    LatentPath as LatentPath,
     Laplace as Laplace,
-    StudentT as StudentT,
-)
-from .core._kl import kl_divergence as kl_divergence
-from .core._initialization import init_output_bias as init_output_bias
-from .core._model import VAE as VAE, Samples as Samples, encode as encode, reconstruct as reconstruct, sample as sample
-from .zoo import presets as presets
-from .nets import MLP as MLP
-from .core._objectives import elbo as elbo, iwae_bound as iwae_bound, log_likelihood as log_likelihood
-from .core._priors import (
-    BernoulliPrior as BernoulliPrior,
-    CategoricalPrior as CategoricalPrior,
     MixtureOfGaussians as MixtureOfGaussians,
     Normal as Normal,
+    OneHotCategoricalLogits as OneHotCategoricalLogits,
     Prior as Prior,
+    Samples as Samples,
     StandardNormal as StandardNormal,
+    StudentT as StudentT,
+    elbo as elbo,
+    encode as encode,
+    fixed as fixed,
+    init_output_bias as init_output_bias,
+    interpolate as interpolate,
+    iwae_bound as iwae_bound,
+    kl_divergence as kl_divergence,
+    log_likelihood as log_likelihood,
+    reconstruct as reconstruct,
+    resolve as resolve,
+    sample as sample,
+    trainable as trainable,
+    traverse as traverse,
 )
-from .training._loop import TrainState as TrainState, Trainer as Trainer, default_optimizer as default_optimizer, fit as fit, make_loss as make_loss
-from .data import datasets as datasets
-from .training.checkpoints import load as load, save as save
-from .data.preprocessing import Preprocessor as Preprocessor
-from .training import distributed as distributed
-from .training._source import ArraySource as ArraySource, Source as Source
-from .training._loop import map_batches as map_batches
-from .training._loop import TrainingDiverged as TrainingDiverged
+
+# --- networks ---
+from . import nets as nets
+from .nets import MLP as MLP
+
+# --- model zoo ---
+from .zoo import (
+    dirichlet as dirichlet,
+    discrete as discrete,
+    families as families,
+    flows as flows,
+    mmd as regularizers,
+    presets as presets,
+)
+from .zoo.dirichlet import DirichletLatent as DirichletLatent, DirichletPrior as DirichletPrior
+from .zoo.dirichlet import moment_prior_update as moment_prior_update
+from .zoo.discrete import (
+    BaselineVAE as BaselineVAE,
+    ConcretePrior as ConcretePrior,
+    GumbelSoftmax as GumbelSoftmax,
+    reinforce_objective as reinforce_objective,
+)
+from .zoo.families import (
+    CauchyConditional as Cauchy,
+    ExponentialConditional as Exponential,
+    GumbelConditional as Gumbel,
+    KumaraswamyConditional as Kumaraswamy,
+    LogisticConditional as Logistic,
+    WeibullConditional as Weibull,
+)
+from .zoo.flows import IAF as IAF, FlowPosterior as FlowPosterior, Planar as Planar
+from .zoo.mmd import mmd as mmd, mmd_objective as mmd_objective
+from .zoo.vamp import VampPrior as VampPrior, VampVAE as VampVAE
+
+# --- training ---
+from .training import (
+    ArraySource as ArraySource,
+    Source as Source,
+    Trainer as Trainer,
+    TrainingDiverged as TrainingDiverged,
+    TrainState as TrainState,
+    default_optimizer as default_optimizer,
+    distributed as distributed,
+    fit as fit,
+    make_loss as make_loss,
+    map_batches as map_batches,
+)
+
+# --- data ---
+from .data import Preprocessor as Preprocessor, datasets as datasets
+
+# --- run folders and model files ---
+from .runs import load as load, save as save
+
+# --- anomaly detection (VAEDetector, which needs scikit-learn, is imported on first use) ---
 from . import anomaly as anomaly
+
+# --- plots ---
+from .viz import (
+    plot_interpolation as plot_interpolation,
+    plot_latent as plot_latent,
+    plot_simplex as plot_simplex,
+    plot_traversal as plot_traversal,
+)
+
+from ._version import __version__ as __version__
 
 
 def __getattr__(name: str):
@@ -58,46 +131,10 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'vaekit' has no attribute {name!r}")
 
 
-# --- model zoo (issue 5) ---
-from .zoo import dirichlet as dirichlet, discrete as discrete, families as families, flows as flows, mmd as regularizers
-from .zoo.families import (
-    CauchyConditional as Cauchy,
-    ExponentialConditional as Exponential,
-    GumbelConditional as Gumbel,
-    KumaraswamyConditional as Kumaraswamy,
-    LogisticConditional as Logistic,
-    WeibullConditional as Weibull,
-)
-from .zoo.dirichlet import DirichletLatent as DirichletLatent, moment_prior_update as moment_prior_update
-from .zoo.discrete import (
-    BaselineVAE as BaselineVAE,
-    ConcretePrior as ConcretePrior,
-    GumbelSoftmax as GumbelSoftmax,
-    reinforce_objective as reinforce_objective,
-)
-from .zoo.flows import FlowPosterior as FlowPosterior, IAF as IAF, Planar as Planar
-from .core._priors import DirichletPrior as DirichletPrior, FamilyPrior as FamilyPrior, VampPrior as VampPrior
-from .zoo.mmd import mmd as mmd, mmd_objective as mmd_objective
-from .zoo.vamp import VampVAE as VampVAE
-from . import nets as nets
-from .viz.latent import (
-    plot_interpolation as plot_interpolation,
-    plot_latent as plot_latent,
-    plot_simplex as plot_simplex,
-    plot_traversal as plot_traversal,
-)
-from .core._latent_paths import LatentPath as LatentPath, interpolate as interpolate, traverse as traverse
-
-__version__ = "0.1.0"
-
 __all__ = [
+    # core
     "VAE",
-    "ArraySource",
-    "Source",
-    "distributed",
-    "map_batches",
-    "VAEDetector",
-    "anomaly",
+    "AbstractVAE",
     "Bernoulli",
     "BernoulliPrior",
     "Beta",
@@ -106,10 +143,11 @@ __all__ = [
     "Conditional",
     "ContinuousBernoulli",
     "Dirichlet",
+    "FamilyPrior",
     "Fixed",
     "Gaussian",
+    "LatentPath",
     "Laplace",
-    "MLP",
     "MixtureOfGaussians",
     "Normal",
     "OneHotCategoricalLogits",
@@ -117,60 +155,72 @@ __all__ = [
     "Samples",
     "StandardNormal",
     "StudentT",
-    "TrainState",
-    "Trainer",
-    "TrainingDiverged",
-    "default_optimizer",
     "elbo",
     "encode",
-    "fit",
     "fixed",
+    "init_output_bias",
+    "interpolate",
     "iwae_bound",
     "kl_divergence",
-    "init_output_bias",
     "log_likelihood",
-    "make_loss",
-    "datasets",
-    "load",
-    "save",
-    "Preprocessor",
     "reconstruct",
     "resolve",
     "sample",
     "trainable",
+    "traverse",
+    # networks
+    "MLP",
+    "nets",
     # model zoo
+    "BaselineVAE",
     "Cauchy",
+    "ConcretePrior",
+    "DirichletLatent",
+    "DirichletPrior",
     "Exponential",
+    "FlowPosterior",
     "Gumbel",
+    "GumbelSoftmax",
+    "IAF",
     "Kumaraswamy",
     "Logistic",
-    "Weibull",
-    "DirichletLatent",
-    "moment_prior_update",
-    "BaselineVAE",
-    "ConcretePrior",
-    "GumbelSoftmax",
-    "reinforce_objective",
-    "FlowPosterior",
-    "IAF",
     "Planar",
-    "DirichletPrior",
-    "FamilyPrior",
     "VampPrior",
-    "mmd",
-    "mmd_objective",
     "VampVAE",
-    "families",
-    "nets",
-    "plot_latent",
-    "plot_simplex",
-    "plot_interpolation",
-    "plot_traversal",
-    "interpolate",
-    "traverse",
-    "LatentPath",
+    "Weibull",
     "dirichlet",
     "discrete",
+    "families",
     "flows",
+    "mmd",
+    "mmd_objective",
+    "moment_prior_update",
+    "presets",
     "regularizers",
+    "reinforce_objective",
+    # training
+    "ArraySource",
+    "Source",
+    "TrainState",
+    "Trainer",
+    "TrainingDiverged",
+    "default_optimizer",
+    "distributed",
+    "fit",
+    "make_loss",
+    "map_batches",
+    # data
+    "Preprocessor",
+    "datasets",
+    # run folders and model files
+    "load",
+    "save",
+    # anomaly detection
+    "VAEDetector",
+    "anomaly",
+    # plots
+    "plot_interpolation",
+    "plot_latent",
+    "plot_simplex",
+    "plot_traversal",
 ]

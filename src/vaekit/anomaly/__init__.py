@@ -1,15 +1,61 @@
 """Anomaly detection: scores of a trained VAE (``vk.anomaly.score`` and one function per
-method) and the scikit-learn detector ``VAEDetector`` (imported on first use)."""
+method, higher = more anomalous) and the scikit-learn detector ``VAEDetector`` (imported
+on first use: it needs scikit-learn)."""
 
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..runs import serialization as _serialization
 from .scores import (
     METHODS as METHODS,
-    STOCHASTIC as STOCHASTIC,
-    elbo as elbo,
+    check_method as check_method,
     jacodeco as jacodeco,
     latent as latent,
     log_likelihood as log_likelihood,
+    negative_elbo as negative_elbo,
     reconstruction as reconstruction,
     reconstruction_mean as reconstruction_mean,
     reconstruction_probability as reconstruction_probability,
     score as score,
 )
+
+
+def _load_detector(path: Path, meta: dict, like: Any) -> Any:
+    from .detector import VAEDetector
+
+    return VAEDetector.load(path)
+
+
+_serialization.register("detector", _load_detector, model=False, load_with="vk.VAEDetector.load(path)")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "elbo":  # deprecated: the score is the *negative* ELBO, unlike vk.elbo
+        warnings.warn(
+            "vaekit.anomaly.elbo is deprecated: it returns the negative ELBO (vk.elbo returns the "
+            "ELBO). Use vaekit.anomaly.negative_elbo.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return negative_elbo
+    if name == "VAEDetector":
+        from .detector import VAEDetector
+
+        return VAEDetector
+    raise AttributeError(f"module 'vaekit.anomaly' has no attribute {name!r}")
+
+
+__all__ = [
+    "METHODS",
+    "VAEDetector",
+    "check_method",
+    "jacodeco",
+    "latent",
+    "log_likelihood",
+    "negative_elbo",
+    "reconstruction",
+    "reconstruction_mean",
+    "reconstruction_probability",
+    "score",
+]

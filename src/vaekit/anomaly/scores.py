@@ -11,7 +11,7 @@ Methods (``L`` = ``n_samples`` draws ``z_l ~ q(z|x)``; ``mu`` = mean of ``q(z|x)
 
 ================================  ================================================
 ``elbo``                          ``-ELBO`` (analytic KL where one exists), averaged
-                                  over ``L`` samples
+                                  over ``L`` samples (:func:`negative_elbo`)
 ``log_likelihood``                ``-log p(x)`` by importance sampling with ``L``
                                   samples (the IWAE estimate)
 ``reconstruction``                ``-(1/L) sum_l log p(x | z_l)``
@@ -41,10 +41,9 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 from jaxtyping import Array, PRNGKeyArray
 
-from ..core._checks import check_data
-from ..core._fixed import resolve
-from ..core._model import VAE
-from ..core._objectives import _log_weights, elbo as _elbo
+from .._validate import one_of, positive_int
+from ..core import AbstractVAE, check_data, log_weights, resolve
+from ..core import elbo as _elbo
 
 METHODS = (
     "elbo",
@@ -56,22 +55,19 @@ METHODS = (
     "jacodeco",
 )
 
-#: Methods whose value depends on Monte Carlo samples (and so on the key).
-STOCHASTIC = ("elbo", "log_likelihood", "reconstruction", "reconstruction_probability")
 
-
-def _latent_mean(model: VAE, x: Array) -> Array:
+def _latent_mean(model: AbstractVAE, x: Array) -> Array:
     """Mean of ``q(z|x)`` for ``x [1, *data]``: ``[1, *latent]``."""
     return model.posterior(x).mean
 
 
-def _recon_logps(model: VAE, x: Array, key: PRNGKeyArray, n: int) -> Array:
+def _recon_logps(model: AbstractVAE, x: Array, key: PRNGKeyArray, n: int) -> Array:
     """``log p(x | z_l)`` for ``z_l ~ q(z|x)``, ``x [1, *data]``: ``[n, 1]``."""
     z = model.posterior(x).sample(key, (n,))  # [n, 1, *latent]
     return model.likelihood(z, batch_ndim=2).log_prob(x)
 
 
-def _jacodeco_one(model: VAE, x: Array) -> Array:
+def _jacodeco_one(model: AbstractVAE, x: Array) -> Array:
     """JacoDeco for ``x [1, *data]``: ``[1]``."""
     mu = _latent_mean(model, x)  # [1, *latent]
     logpx = model.likelihood(mu).log_prob(x)  # [1]
@@ -87,7 +83,7 @@ def _jacodeco_one(model: VAE, x: Array) -> Array:
     return -(logpx + logpz - jnp.sum(jnp.log(jnp.maximum(s, 1e-30))))
 
 
-def _score_one(model: VAE, x: Array, key: PRNGKeyArray, method: str, n_samples: int) -> Array:
+def _score_one(model: AbstractVAE, x: Array, key: PRNGKeyArray, method: str, n_samples: int) -> Array:
     """Score of one example ``x [1, *data]`` -> ``[1]``."""
     if method == "elbo":
         return -_elbo(model, x, key, n_samples=n_samples)
@@ -98,7 +94,7 @@ def _score_one(model: VAE, x: Array, key: PRNGKeyArray, method: str, n_samples: 
         return -(jax.nn.logsumexp(lp, 0) - math.log(n_samples))
     if method == "log_likelihood":
         est = "reparam" if model.posterior(x).has_rsample else "reinforce"
-        logw, _ = _log_weights(model, x, key, n_samples, est)  # [L, 1]
+        logw, _ = log_weights(model, x, key, n_samples, est)  # [L, 1]
         return -(jax.nn.logsumexp(logw, 0) - math.log(n_samples))
     if method == "reconstruction_mean":
         return -model.likelihood(_latent_mean(model, x)).log_prob(x)
@@ -110,20 +106,17 @@ def _score_one(model: VAE, x: Array, key: PRNGKeyArray, method: str, n_samples: 
 
 
 @eqx.filter_jit
-def _score_block(model: VAE, xb: Array, key: PRNGKeyArray, method: str, n_samples: int) -> Array:
+def _score_block(model: AbstractVAE, xb: Array, key: PRNGKeyArray, method: str, n_samples: int) -> Array:
     return jax.vmap(lambda xi: _score_one(model, xi[None], key, method, n_samples)[0])(xb)
 
 
-def _check_method(method: str) -> None:
-    if method not in METHODS:
-        raise ValueError(
-            f"Unknown anomaly score method={method!r}. Valid values: "
-            f"{', '.join(map(repr, METHODS))}."
-        )
+def check_method(method: str) -> str:
+    """``method`` when it is one of :data:`METHODS`; a clear error otherwise."""
+    return one_of(method, METHODS, "anomaly score method")
 
 
 def score(
-    model: VAE,
+    model: AbstractVAE,
     x: ArrayLike,
     key: PRNGKeyArray,
     *,
@@ -143,10 +136,9 @@ def score(
     :param batch_size: examples per compiled block (memory vs. speed).
     :returns: ``[batch]`` float32 scores.
     """
-    _check_method(method)
-    for name, v in (("n_samples", n_samples), ("batch_size", batch_size)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}.")
+    check_method(method)
+    positive_int(n_samples, "n_samples")
+    positive_int(batch_size, "batch_size")
     model = resolve(model)
     xa = check_data(model, x, "x")
     n = xa.shape[0]
@@ -163,16 +155,20 @@ def score(
     return jnp.concatenate(out)
 
 
-def _named(method: str, doc: str):
-    def f(model: VAE, x: ArrayLike, key: PRNGKeyArray, *, n_samples: int = 16, batch_size: int = 512) -> Array:
+def _named(method: str, doc: str, name: str | None = None):
+    def f(model: AbstractVAE, x: ArrayLike, key: PRNGKeyArray, *, n_samples: int = 16, batch_size: int = 512) -> Array:
         return score(model, x, key, method=method, n_samples=n_samples, batch_size=batch_size)
 
-    f.__name__ = f.__qualname__ = method
+    f.__name__ = f.__qualname__ = name or method
     f.__doc__ = f"{doc}\n\n``x [batch, *data]`` -> ``[batch]``; see :func:`score`."
     return f
 
 
-elbo = _named("elbo", "Negative ELBO averaged over ``n_samples`` latent draws.")
+negative_elbo = _named(
+    "elbo",
+    "Negative ELBO averaged over ``n_samples`` latent draws (``method=\"elbo\"`` of :func:`score`).",
+    "negative_elbo",
+)
 log_likelihood = _named("log_likelihood", "Negative importance-sampled ``log p(x)`` (``n_samples`` samples).")
 reconstruction = _named("reconstruction", "``-(1/L) sum_l log p(x | z_l)``, ``z_l ~ q(z|x)``.")
 reconstruction_mean = _named("reconstruction_mean", "``-log p(x | z = mean of q(z|x))``.")

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from .. import __version__
+    from .._version import __version__
 
     parser.add_argument("--version", action="version", version=f"vaekit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; every failure ends in one line on stderr and a non-zero code:
     2 for errors (bad input, files, permissions, disk full), 1 for a diverged run,
     128 + the signal number when interrupted (130 for Ctrl-C, 143 for SIGTERM)."""
+    os.environ.setdefault("MPLBACKEND", "Agg")  # this process writes its plots to files
     args = build_parser().parse_args(argv)
     prefix = f"vaekit {args.command}"
     try:
@@ -89,8 +90,8 @@ _OS_FIXES = {
 
 def error_line(e: BaseException) -> tuple[str, int]:
     """The one-line message and exit code for an exception raised by a command."""
+    from ..training import TrainingDiverged
     from ..training.checkpoints import FolderInUseError
-    from ..training._loop import TrainingDiverged
 
     notes = "".join(f" {n}" for n in getattr(e, "__notes__", None) or [])
     if isinstance(e, TrainingDiverged):

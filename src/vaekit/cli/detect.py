@@ -9,18 +9,15 @@ more anomalous) and ``outlier`` (1 when the score is above the detector's thresh
 from __future__ import annotations
 
 import argparse
-
 import os
 
-import numpy as np
-
-from .score import _plain, read_csv, write_csv
+from .score import plain, write_csv
 
 
 def add_parser(subparsers) -> None:
     from ..anomaly.scores import METHODS
 
-    p = subparsers.add_parser("detect", help="fit a detector on normal rows and flag anomalies in new rows", description=_plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser("detect", help="fit a detector on normal rows and flag anomalies in new rows", description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train", required=True, help="CSV of normal rows (header optional)")
     p.add_argument("--input", required=True, help="CSV of rows to check (same columns)")
     p.add_argument("--output", required=True, help="CSV to write: input rows + anomaly_score, outlier")
@@ -37,6 +34,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from ..anomaly.detector import VAEDetector
+    from ..data import read_numeric
 
     if os.path.exists(args.output) and not args.force:
         raise FileExistsError(f"{args.output} already exists; choose another --output or pass --force.")
@@ -48,8 +46,8 @@ def run(args) -> int:
             c = float(c)
         except ValueError:
             raise ValueError(f"--contamination must be 'auto' or a number in (0, 0.5], got {c!r}.") from None
-    h_train, x_train = read_csv(args.train)
-    h_in, x_in = read_csv(args.input)
+    h_train, x_train = read_numeric(args.train)
+    h_in, x_in = read_numeric(args.input)
     if x_in.shape[1] != x_train.shape[1]:
         raise ValueError(
             f"{args.input} has {x_in.shape[1]} columns but {args.train} has {x_train.shape[1]}; "

@@ -37,22 +37,16 @@ def evaluate(run_dir, split: str = "test", iw_samples: int = 1000, elbo_samples:
     import jax.numpy as jnp
     import numpy as np
 
-    from ..data import datasets
-    from ..training import checkpoints as vio
-    from ..core._objectives import elbo, log_likelihood
-    from ..viz.report import _kw
-    from ..runs._train import load_run
+    from .._validate import positive_int
+    from ..core import check_data, elbo, log_likelihood
+    from ..runs import load_run, load_split
+    from ..training import checkpoints as ckpt
 
     run_dir = Path(run_dir)
-    for name, v in (("--iw-samples", iw_samples), ("--elbo-samples", elbo_samples)):
-        if v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v}.")
+    positive_int(iw_samples, "--iw-samples")
+    positive_int(elbo_samples, "--elbo-samples")
     model, pre, cfg = load_run(run_dir)
-    ds = datasets.load(cfg["data"], split, limit=limit, **_kw(cfg))
-    x = datasets.materialize(ds.x)
-    x = jnp.asarray(pre.transform(x) if pre is not None else x)
-    from ..core._checks import check_data
-
+    x = jnp.asarray(load_split(cfg, pre, split, limit=limit).xm)
     check_data(model, x, f"the {split} split")
     k1, k2 = jax.random.split(jax.random.key(seed))
     bs = 1000
@@ -92,18 +86,18 @@ def evaluate(run_dir, split: str = "test", iw_samples: int = 1000, elbo_samples:
         "preprocessing": pre.kind if pre is not None else "none",  # values are nats of the preprocessed data
     }
     if write:
-        vio.write_json(run_dir / "eval.json", result)
+        ckpt.write_json(run_dir / "eval.json", result)
     return result
 
 
 def run(args) -> int:
-    from ..training import checkpoints as vio
+    from ..training import checkpoints as ckpt
 
     r = evaluate(args.run, args.split, args.iw_samples, args.elbo_samples, args.limit, args.seed, quiet=args.quiet, write=False)
     print(f"{r['split']} ({r['n']} examples)")
     print(f"  ELBO            {r['elbo']:10.3f} nats per example ({r['elbo_samples']} samples)")
     print(f"  log-likelihood  {r['log_likelihood']:10.3f} nats per example ({r['iw_samples']} importance samples)", flush=True)
     # printed first, so a failed write (read-only folder, disk full) does not lose them
-    vio.write_json(Path(args.run) / "eval.json", r)
+    ckpt.write_json(Path(args.run) / "eval.json", r)
     print(f"written to {Path(args.run) / 'eval.json'}")
     return 0

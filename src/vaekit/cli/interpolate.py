@@ -37,10 +37,8 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     import numpy as np
 
-    from ..data import datasets
-    from ..core._latent_paths import interpolate
-    from ..viz.report import _kw
-    from ..runs._train import load_run
+    from ..core import interpolate
+    from ..runs import load_run, load_split
     from ..viz.plots import strip
     from .sample import audio_rate_of, check_output, check_wav, image_shape_of, write_values
 
@@ -50,14 +48,15 @@ def run(args) -> int:
     if out.suffix.lower() == ".wav":
         check_wav(run_dir)
     model, pre, cfg = load_run(run_dir)
-    ds = datasets.load(cfg["data"], args.split, **_kw(cfg))
-    n = datasets.n_examples(ds.x)
-    for r in (i, j):
-        if not 0 <= r < n:
-            raise ValueError(f"--rows {i} {j}: row {r} is out of range; the {args.split} split has {n} rows (0..{n - 1}).")
-    x = np.asarray(ds.x.read(np.array([i, j])) if isinstance(ds.x, datasets.Source) and not isinstance(ds.x, np.ndarray) else ds.x[[i, j]], np.float32)
-    xm = pre.transform(x) if pre is not None else x
-    path = interpolate(model, xm[0], xm[1], n=args.n, method=args.method)
+
+    def rows(n, labels):
+        for r in (i, j):
+            if not 0 <= r < n:
+                raise ValueError(f"--rows {i} {j}: row {r} is out of range; the {args.split} split has {n} rows (0..{n - 1}).")
+        return np.array([i, j])
+
+    ends = load_split(cfg, pre, args.split, rows=rows)
+    path = interpolate(model, ends.xm[0], ends.xm[1], n=args.n, method=args.method)
     means = np.asarray(path.mean, np.float32).reshape(args.n, -1)
     if pre is not None:
         means = pre.inverse_transform(means)
@@ -68,6 +67,6 @@ def run(args) -> int:
         note = ""
     else:
         note = write_values(means, out, cfg, cols=args.n, titles=titles)
-    labels = "" if ds.y is None else f" (labels {ds.y[i]} and {ds.y[j]})"
+    labels = "" if ends.y is None else f" (labels {ends.y[0]} and {ends.y[1]})"
     print(f"{args.n} points between {args.split} rows {i} and {j}{labels} written to {out}" + (f" ({note})" if note else ""))
     return 0

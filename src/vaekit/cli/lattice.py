@@ -31,9 +31,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..runs import load_run
     from ..viz.plots import lattice
-    from ..viz.report import _inverse
-    from ..runs._train import load_run
+    from ..viz.report import display_inverse
     from .sample import check_output, image_shape_of
 
     run_dir = Path(args.run)
@@ -45,7 +45,7 @@ def run(args) -> int:
     tag = f"-r{args.span:g}" if args.span is not None else ""
     out = check_output(args.output, (".png",)) if args.output else run_dir / "plots" / f"lattice-{size}{tag}.png"
     out.parent.mkdir(exist_ok=True)
-    inv = _inverse(pre) if pre is not None and pre.kind in ("standardize", "minmax", "scale", "clip") else None
+    inv = display_inverse(pre)
     lattice(model, out, image_shape=image_shape, inverse=inv, size=args.size, span=args.span)
     where = f"z in [{-args.span:g}, {args.span:g}]^2" if args.span is not None else "z at the standard normal's quantiles"
     print(f"{size} x {size} lattice of decoder means ({where}) written to {out}")

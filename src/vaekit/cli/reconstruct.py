@@ -33,11 +33,8 @@ def run(args) -> int:
     import jax.numpy as jnp
     import numpy as np
 
-    from ..data import datasets
-    from ..core._checks import check_data
-    from ..core._model import reconstruct
-    from ..viz.report import _kw
-    from ..runs._train import load_run
+    from ..core import check_data, reconstruct
+    from ..runs import load_run, load_split
     from .sample import audio_rate_of, check_output, check_wav, write_values
 
     out = check_output(args.output)
@@ -46,9 +43,8 @@ def run(args) -> int:
     if args.n < 0:
         raise ValueError(f"-n must be >= 0, got {args.n}.")
     model, pre, cfg = load_run(args.run)
-    ds = datasets.load(cfg["data"], args.split, limit=args.n or None, **_kw(cfg))
-    x = datasets.materialize(ds.x)
-    xm = pre.transform(x) if pre is not None else x
+    rows = load_split(cfg, pre, args.split, limit=args.n or None)
+    x, xm = rows.x, rows.xm
     check_data(model, xm, f"the {args.split} split")
     s = eqx.filter_jit(reconstruct)(model, jnp.asarray(xm), jax.random.key(args.seed))  # one compiled function
     mean = np.asarray(s.mean, np.float32).reshape(len(x), -1)

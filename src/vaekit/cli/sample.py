@@ -81,27 +81,12 @@ def audio_rate_of(cfg: dict) -> int | None:
     return None
 
 
-def write_grid(values, out: Path, image_shape, cols: int) -> None:
-    import numpy as np
-
-    from ..viz.plots import _display, _save_image, _scale_for, _tiles, grid
-
-    if image_shape is None:
-        raise ValueError("PNG output needs image data; this run's data are not images. Use --output FILE.npy.")
-    n = len(values)
-    rows = -(-n // cols)
-    flat = values.reshape(n, -1)
-    pad = np.ones((rows * cols - n, flat.shape[1]), np.float32)
-    tiles = _tiles(_display(np.concatenate([flat, pad]).reshape(rows, cols, -1), True), image_shape)
-    _save_image(grid(tiles, scale=_scale_for(image_shape)), out)
-
-
 def check_wav(run) -> None:
     """Fail before any work when ``.wav`` output is asked of a run that is not audio."""
-    from ..training import checkpoints as vio
+    from ..training.checkpoints import read_json
 
     path = Path(run) / "config.json"
-    if path.is_file() and audio_rate_of(vio.read_json(path)) is None:
+    if path.is_file() and audio_rate_of(read_json(path)) is None:
         raise ValueError("WAV output needs an audio run (trained on a folder of WAV files). Use --output FILE.npy or .png.")
 
 
@@ -114,7 +99,7 @@ def write_values(values, out: Path, cfg: dict, *, cols: int, titles=None, overla
     import numpy as np
 
     from ..data import datasets
-    from ..viz.plots import waveforms
+    from ..viz.plots import image_grid, waveforms
 
     suffix = out.suffix.lower()
     values = np.asarray(values, np.float32).reshape(len(values), -1)
@@ -131,7 +116,7 @@ def write_values(values, out: Path, cfg: dict, *, cols: int, titles=None, overla
     if rate is not None:
         waveforms(values, out, overlay=overlay, titles=titles, labels=("input", "reconstruction (mean)") if overlay is not None else ("", ""))
         return f"waveforms of the first {min(len(values), 12)}" if len(values) > 12 else ""
-    write_grid(values, out, image_shape_of(cfg), cols=cols)
+    image_grid(values, out, image_shape_of(cfg), cols=cols)
     return ""
 
 
@@ -150,8 +135,8 @@ def run(args) -> int:
     import jax
     import numpy as np
 
-    from ..core._model import sample
-    from ..runs._train import load_run
+    from ..core import sample
+    from ..runs import load_run
 
     if args.grid:
         return run_grid(args)
@@ -176,16 +161,16 @@ def run(args) -> int:
 def run_grid(args) -> int:
     import jax
 
+    from ..runs import load_run
     from ..viz.plots import prior_samples
-    from ..viz.report import _inverse
-    from ..runs._train import load_run
+    from ..viz.report import display_inverse
 
     rows, cols = parse_grid(args.grid)
     run_dir = Path(args.run)
     out = check_output(args.output, (".png",)) if args.output else run_dir / "plots" / f"samples-grid-{rows}x{cols}.png"
     model, pre, cfg = load_run(run_dir)
     out.parent.mkdir(exist_ok=True)
-    inv = _inverse(pre) if pre is not None and pre.kind in ("standardize", "minmax", "scale", "clip") else None
+    inv = display_inverse(pre)
     prior_samples(model, jax.random.key(args.seed), out, image_shape=image_shape_of(cfg), inverse=inv, rows=rows, cols=cols,
                   audio=audio_rate_of(cfg) is not None)
     print(f"{rows}x{cols} grid of prior samples (each row one z: decoder mean, then {cols - 1} samples) written to {out}")

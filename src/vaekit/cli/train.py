@@ -135,25 +135,25 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..runs import _train as vrun
+    from ..runs import read_config, resolve_config, train
     from . import CLIError
 
     explicit = {key: getattr(args, flag) for flag, key in FLAGS.items() if getattr(args, flag) is not None}
-    file_cfg = vrun.read_config(args.config) if args.config else {}
+    file_cfg = read_config(args.config) if args.config else {}
     if args.resume:
         if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
             raise CLIError("--out and --resume name different folders; a resumed run stays in its folder.")
         out = Path(args.resume)
-        vrun.train({}, out, resume=True, quiet=args.quiet, explicit={**file_cfg, **explicit}, allow_data_change=args.allow_data_change)
+        train({}, out, resume=True, quiet=args.quiet, explicit={**file_cfg, **explicit}, allow_data_change=args.allow_data_change)
     else:
         if args.allow_data_change:
             raise CLIError("--allow-data-change applies only with --resume.")
-        cfg = vrun.resolve_config(file_cfg, explicit)
+        cfg = resolve_config(file_cfg, explicit)
         if args.out:
             out = Path(args.out)
         else:
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             out = Path("runs") / f"{Path(str(cfg['data'])).stem}-{stamp}"
-        vrun.train(cfg, out, overwrite=args.overwrite, quiet=args.quiet)
+        train(cfg, out, overwrite=args.overwrite, quiet=args.quiet)
     print(f"run written to {out}")
     return 0

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._model import VAE
+from .._validate import positive_int
+from ._model import AbstractVAE
 
 
 def as_data(x: Any, name: str = "x") -> np.ndarray:
@@ -44,7 +46,7 @@ def as_data(x: Any, name: str = "x") -> np.ndarray:
     return a
 
 
-def check_data(model: VAE, x: Any, name: str = "x", support: bool = True) -> jax.Array:
+def check_data(model: AbstractVAE, x: Any, name: str = "x", support: bool = True) -> jax.Array:
     """Validate ``x [batch, *data]`` against ``model`` and return it as a float32 array.
 
     ``support=False`` skips the decoder-support check (data transformed per batch,
@@ -58,7 +60,7 @@ def check_data(model: VAE, x: Any, name: str = "x", support: bool = True) -> jax
             f"{', '.join(map(str, data_shape))}] or build the model for this data."
         )
     try:
-        jax.eval_shape(lambda m, v: jnp.zeros(m.posterior(v).event_shape), model, jnp.zeros((1, *a.shape[1:])))
+        eqx.filter_eval_shape(lambda m, v: jnp.zeros(m.posterior(v).event_shape), model, jnp.zeros((1, *a.shape[1:])))
     except Exception as e:
         raise ValueError(
             f"The encoder cannot take {name} with examples of shape {a.shape[1:]}: {e}"
@@ -67,14 +69,15 @@ def check_data(model: VAE, x: Any, name: str = "x", support: bool = True) -> jax
     if not ok.all():
         raise ValueError(
             f"{name} has values outside the support of the decoder "
-            f"{type(model.decoder).__name__} ({_support_hint(model.decoder)}): "
+            f"{type(model.decoder).__name__} ({support_hint(model.decoder)}): "
             f"{int((~ok).sum())} bad value(s), e.g. {a.reshape(-1)[np.argmin(ok.reshape(-1))]!r}. "
-            f"{_support_fix(model.decoder)}"
+            f"{support_fix(model.decoder)}"
         )
     return jnp.asarray(a, dtype=jnp.float32)
 
 
-def _support_hint(dec) -> str:
+def support_hint(dec) -> str:
+    """What the values of a decoder family must be, e.g. \"values must be 0 or 1\"."""
     return {
         "Bernoulli": "values must be 0 or 1",
         "Beta": "values must lie strictly between 0 and 1",
@@ -84,7 +87,8 @@ def _support_hint(dec) -> str:
     }.get(type(dec).__name__, "see the family's support")
 
 
-def _support_fix(dec) -> str:
+def support_fix(dec) -> str:
+    """How to put data into a decoder family's support."""
     return {
         "Bernoulli": "Binarize the data (e.g. x = (x > 0.5)) or use a Gaussian/Beta decoder.",
         "Beta": "Rescale into (0, 1), e.g. clip to [1e-3, 1 - 1e-3].",
@@ -93,8 +97,8 @@ def _support_fix(dec) -> str:
 
 
 def check_batch_size(batch_size: Any, n: int, name: str = "x_train") -> int:
-    if not isinstance(batch_size, int | np.integer) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+    """``batch_size`` as an int when it is a positive int of at most ``n`` (the rows of ``name``)."""
+    batch_size = positive_int(batch_size, "batch_size")
     if batch_size > n:
         raise ValueError(
             f"batch_size={batch_size} is larger than {name}, which has {n} examples. "

@@ -24,8 +24,9 @@ class                          network output (last axis)                  param
 Positive parameters are ``softplus(raw) + min_scale`` (or ``exp(raw) + min_scale``).
 """
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations``: equinox reads ``eqx.AbstractVar`` annotations at
+# class creation, and cannot read them as strings.
+import abc
 import math
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
@@ -38,6 +39,7 @@ from jax.typing import ArrayLike
 from jaxtyping import Array, PRNGKeyArray
 from numpyro.distributions import constraints
 
+from .._validate import int_at_least, one_of, positive_array
 from ._fixed import Fixed, fixed, resolve, value
 from ._onehot import OneHotCategoricalLogits
 
@@ -45,14 +47,8 @@ VARIANCES = ("diag", "scalar", "shared", "fixed")
 SCALE_FNS = ("softplus", "exp")
 
 
-def _check_choice(name: str, got: Any, valid: tuple[str, ...]) -> None:
-    if got not in valid:
-        raise ValueError(
-            f"Unknown {name}={got!r}. Valid values: {', '.join(repr(v) for v in valid)}."
-        )
-
-
-def _positive(raw: Array, fn: str, floor: float) -> Array:
+def positive(raw: Array, fn: str, floor: float) -> Array:
+    """``softplus(raw) + floor`` (``fn="softplus"``) or ``exp(raw) + floor``."""
     return (jax.nn.softplus(raw) if fn == "softplus" else jnp.exp(raw)) + floor
 
 
@@ -63,7 +59,8 @@ def _inverse_positive(y: float, fn: str, floor: float) -> float:
     return y + math.log(-math.expm1(-y))  # inverse softplus
 
 
-def _split(out: Array, n: int, name: str, what: str) -> list[Array]:
+def split_outputs(out: Array, n: int, name: str, what: str) -> list[Array]:
+    """``out`` cut into ``n`` equal parts along its last axis (a clear error otherwise)."""
     size = out.shape[-1]
     if size % n:
         raise ValueError(
@@ -85,29 +82,78 @@ def _out_size(net: Any, size: int | None, name: str) -> int:
     )
 
 
-class Conditional(eqx.Module):
-    """Base class: ``net(x) -> raw parameters -> numpyro distribution``.
+def event_dims(p: Array, batch_ndim: int, base_event: int = 0) -> int:
+    """Axes of ``p [*batch, ...]`` that become event axes (beyond the ``base_event`` ones)."""
+    return p.ndim - batch_ndim - base_event
 
-    Subclasses implement ``_params`` (one example -> tuple of arrays) and
-    ``_build`` (parameters with ``batch_ndim`` leading batch axes -> distribution).
+
+def mean_of(d: nd.Distribution) -> Array:
+    """The mean of a distribution built by a conditional: numpyro's ``mean``; the location
+    where the mean is undefined (Cauchy, Student-t with ``df <= 1``); class probabilities
+    ``[..., k]`` for categorical indices."""
+    base = d
+    while isinstance(base, nd.Independent):
+        base = base.base_dist
+    if isinstance(base, nd.CategoricalLogits):
+        return jax.nn.softmax(base.logits, -1)
+    m = base.mean
+    loc = getattr(base, "loc", None)
+    if loc is not None:
+        return jnp.where(jnp.isnan(m), loc, m)
+    return m
+
+
+class Conditional(eqx.Module):
+    """Abstract base of every conditional distribution ``p(y | x)``.
+
+    Concrete classes implement :meth:`dist`, :meth:`mean`, :meth:`parameters` and
+    :meth:`support_check`; ``sample`` and ``log_prob`` follow from :meth:`dist`.
     """
 
+    @abc.abstractmethod
+    def dist(self, x: ArrayLike, batch_ndim: int = 1) -> nd.Distribution:
+        """The distribution for inputs ``x [*batch, *input]`` with ``batch_ndim`` batch axes:
+        batch shape ``batch``, event shape the shape of one ``y``."""
+
+    @abc.abstractmethod
+    def mean(self, x: ArrayLike, batch_ndim: int = 1) -> Array:
+        """Mean of ``p(. | x)``: ``[*batch, *event]``."""
+
+    @abc.abstractmethod
+    def parameters(self, x: ArrayLike, batch_ndim: int = 1) -> dict[str, Array]:
+        """The family's parameters for inputs ``x``, by name."""
+
+    @abc.abstractmethod
+    def support_check(self, y: Any) -> Any:
+        """Elementwise bool: is each value of ``y`` inside the family's support."""
+
+    def sample(self, key: PRNGKeyArray, x: ArrayLike, batch_ndim: int = 1) -> Array:
+        """One draw from ``p(. | x)``: ``[*batch, *event]``."""
+        return self.dist(x, batch_ndim).sample(key)
+
+    def log_prob(self, y: ArrayLike, x: ArrayLike, batch_ndim: int = 1) -> Array:
+        """``log p(y | x)`` summed over the event: ``[*batch]``."""
+        return self.dist(x, batch_ndim).log_prob(jnp.asarray(y))
+
+
+class AbstractFamily(Conditional):
+    """Abstract: a network ``net(x) -> raw parameters`` for one example plus a parametric
+    family. Concrete classes implement ``_params`` (one example -> tuple of arrays) and
+    ``_build`` (parameters with ``batch_ndim`` leading batch axes -> distribution), and set
+    ``support``, the numpyro constraint that holds the values ``y``."""
+
     net: Callable[[Array], Array]
-    #: numpyro families whose samples can be differentiated (reparameterization).
-    support: ClassVar[Any] = constraints.real
+    support: eqx.AbstractVar[constraints.Constraint]
 
+    @abc.abstractmethod
     def _params(self, x: Array) -> tuple[Array, ...]:
-        raise NotImplementedError
+        """Raw network output for one example -> the family's parameters."""
 
+    @abc.abstractmethod
     def _build(self, params: tuple[Array, ...], batch_ndim: int) -> nd.Distribution:
-        raise NotImplementedError
+        """Parameters with ``batch_ndim`` leading batch axes -> the distribution."""
 
     def dist(self, x: ArrayLike, batch_ndim: int = 1) -> nd.Distribution:
-        """The distribution for inputs ``x`` with ``batch_ndim`` leading batch axes.
-
-        :param x: ``[*batch, *input_shape]``.
-        :returns: distribution with batch shape ``batch`` and the data's event shape.
-        """
         self_ = resolve(self)
         x = jnp.asarray(x)
         if batch_ndim >= 1:
@@ -122,26 +168,15 @@ class Conditional(eqx.Module):
         return self_._build(params, batch_ndim)
 
     def mean(self, x: ArrayLike, batch_ndim: int = 1) -> Array:
-        """Mean of ``p(. | x)``: ``[*batch, *event]``."""
-        return self.dist(x, batch_ndim).mean
-
-    def sample(self, key: PRNGKeyArray, x: ArrayLike, batch_ndim: int = 1) -> Array:
-        """One draw from ``p(. | x)``: ``[*batch, *event]``."""
-        return self.dist(x, batch_ndim).sample(key)
-
-    def log_prob(self, y: ArrayLike, x: ArrayLike, batch_ndim: int = 1) -> Array:
-        """``log p(y | x)`` summed over the event: ``[*batch]``."""
-        return self.dist(x, batch_ndim).log_prob(jnp.asarray(y))
+        return mean_of(self.dist(x, batch_ndim))
 
     def parameters(self, x: ArrayLike, batch_ndim: int = 1) -> dict[str, Array]:
-        """The family's parameters for inputs ``x``, by name."""
         d = self.dist(x, batch_ndim)
         base = d.base_dist if isinstance(d, nd.Independent) else d
         return {k: getattr(base, k) for k in type(base).arg_constraints}
 
     def support_check(self, y: Any) -> Any:
-        """Elementwise bool: is each value of ``y`` inside the family's support."""
-        return self.support(y)
+        return self.support(jnp.asarray(y))
 
 
 def input_size(net: Any) -> int | None:
@@ -158,7 +193,7 @@ def input_size(net: Any) -> int | None:
     return None
 
 
-def _check_input(cond: Conditional, x: Array, batch_ndim: int) -> None:
+def _check_input(cond: AbstractFamily, x: Array, batch_ndim: int) -> None:
     """Trace-time shape check: ``x`` must be ``[*batch, *example]`` with the network's input size."""
     size = input_size(cond.net)
     if size is None or x.ndim < batch_ndim:
@@ -180,18 +215,15 @@ def _check_input(cond: Conditional, x: Array, batch_ndim: int) -> None:
     raise ValueError(msg)
 
 
-def _event_dims(p: Array, batch_ndim: int, base_event: int = 0) -> int:
-    return p.ndim - batch_ndim - base_event
-
-
-class _LocScale(Conditional):
-    """Location-scale families with the four variance options of ``Gaussian``."""
+class AbstractLocScale(AbstractFamily):
+    """Abstract: location-scale families with the four variance options of ``Gaussian``.
+    Concrete classes implement ``_base(loc, scale)``, the per-dimension distribution."""
 
     variance: str = eqx.field(static=True)
     raw_scale: Array | Fixed | None
     min_scale: float = eqx.field(static=True)
     scale_fn: str = eqx.field(static=True)
-    family: ClassVar[type[nd.Distribution]] = nd.Normal
+    support: ClassVar[constraints.Constraint] = constraints.real
 
     def __init__(
         self,
@@ -204,63 +236,68 @@ class _LocScale(Conditional):
         scale_fn: Literal["softplus", "exp"] = "softplus",
         init_scale: float = 1.0,
     ):
-        name = type(self).__name__
-        _check_choice("variance", variance, VARIANCES)
-        _check_choice("scale_fn", scale_fn, SCALE_FNS)
-        self.net = net
-        self.variance = variance
-        self.min_scale = float(min_scale)
-        self.scale_fn = scale_fn
-        if variance == "fixed":
-            if scale is None:
-                raise ValueError(f'{name}(variance="fixed") needs scale=<positive value>.')
-            s = jnp.asarray(scale, dtype=jnp.float32)
-            if not bool(jnp.all(s > 0)):
-                raise ValueError(f"{name} scale must be positive, got {scale!r}.")
-            self.raw_scale = fixed(s)
-        elif variance == "shared":
-            d = _out_size(net, size, name)
-            r = _inverse_positive(init_scale, scale_fn, self.min_scale)
-            self.raw_scale = jnp.full((d,), r, dtype=jnp.float32)
-        else:
-            if scale is not None:
-                raise ValueError(
-                    f'{name}: scale= is only used with variance="fixed"; got '
-                    f"variance={variance!r}."
-                )
-            self.raw_scale = None
+        _init_loc_scale(self, net, variance, scale, size, min_scale, scale_fn, init_scale)
+
+    @abc.abstractmethod
+    def _base(self, loc: Array, scale: Array) -> nd.Distribution:
+        """The family with location ``loc`` and scale ``scale`` (same shapes)."""
 
     def _params(self, x: Array) -> tuple[Array, ...]:
         out = self.net(x)
         name = type(self).__name__
         if self.variance == "diag":
-            loc, raw = _split(out, 2, name, "a mean and a scale per dimension (2*d)")
-            scale = _positive(raw, self.scale_fn, self.min_scale)
+            loc, raw = split_outputs(out, 2, name, "a mean and a scale per dimension (2*d)")
+            scale = positive(raw, self.scale_fn, self.min_scale)
         elif self.variance == "scalar":
             loc, raw = out[..., :-1], out[..., -1:]
-            scale = jnp.broadcast_to(_positive(raw, self.scale_fn, self.min_scale), loc.shape)
+            scale = jnp.broadcast_to(positive(raw, self.scale_fn, self.min_scale), loc.shape)
         elif self.variance == "shared":
             loc = out
             scale = jnp.broadcast_to(
-                _positive(value(self.raw_scale), self.scale_fn, self.min_scale), loc.shape
+                positive(value(self.raw_scale), self.scale_fn, self.min_scale), loc.shape
             )
         else:  # fixed
             loc = out
             scale = jnp.broadcast_to(value(self.raw_scale), loc.shape)
         return loc, scale
 
-    def _base(self, loc: Array, scale: Array) -> nd.Distribution:
-        return self.family(loc, scale)
-
     def _build(self, params, batch_ndim):
         loc, scale = params
-        return self._base(loc, scale).to_event(_event_dims(loc, batch_ndim))
-
-    def mean(self, x: ArrayLike, batch_ndim: int = 1) -> Array:
-        return self.dist(x, batch_ndim).base_dist.loc
+        return self._base(loc, scale).to_event(event_dims(loc, batch_ndim))
 
 
-class Gaussian(_LocScale):
+def _init_loc_scale(self, net, variance, scale, size, min_scale, scale_fn, init_scale) -> None:
+    """The fields of an :class:`AbstractLocScale` (shared by every location-scale ``__init__``)."""
+    name = type(self).__name__
+    one_of(variance, VARIANCES, "variance")
+    one_of(scale_fn, SCALE_FNS, "scale_fn")
+    self.net = net
+    self.variance = variance
+    self.min_scale = float(min_scale)
+    self.scale_fn = scale_fn
+    if variance == "fixed":
+        if scale is None:
+            raise ValueError(f'{name}(variance="fixed") needs scale=<positive value>.')
+        s = jnp.asarray(scale, dtype=jnp.float32)
+        try:
+            positive_array(s, f"{name} scale")
+        except ValueError:
+            raise ValueError(f"{name} scale must be positive, got {scale!r}.") from None
+        self.raw_scale = fixed(s)
+    elif variance == "shared":
+        d = _out_size(net, size, name)
+        r = _inverse_positive(init_scale, scale_fn, self.min_scale)
+        self.raw_scale = jnp.full((d,), r, dtype=jnp.float32)
+    else:
+        if scale is not None:
+            raise ValueError(
+                f'{name}: scale= is only used with variance="fixed"; got '
+                f"variance={variance!r}."
+            )
+        self.raw_scale = None
+
+
+class Gaussian(AbstractLocScale):
     """Gaussian ``N(loc, scale^2)`` per dimension.
 
     :param net: network for one example.
@@ -271,16 +308,18 @@ class Gaussian(_LocScale):
     :param scale_fn: ``"softplus"`` or ``"exp"`` for the unconstrained scale.
     """
 
-    family: ClassVar[type[nd.Distribution]] = nd.Normal
+    def _base(self, loc, scale):
+        return nd.Normal(loc, scale)
 
 
-class Laplace(_LocScale):
+class Laplace(AbstractLocScale):
     """Laplace ``(loc, scale)`` per dimension; same options as :class:`Gaussian`."""
 
-    family: ClassVar[type[nd.Distribution]] = nd.Laplace
+    def _base(self, loc, scale):
+        return nd.Laplace(loc, scale)
 
 
-class StudentT(_LocScale):
+class StudentT(AbstractLocScale):
     """Student-t ``(df, loc, scale)`` per dimension; options as :class:`Gaussian`.
 
     :param df: degrees of freedom (initial value when ``learn_df=True``).
@@ -289,8 +328,20 @@ class StudentT(_LocScale):
 
     log_df: Array | Fixed
 
-    def __init__(self, net, variance="diag", *, df: float = 3.0, learn_df: bool = False, **kw):
-        super().__init__(net, variance, **kw)
+    def __init__(
+        self,
+        net: Callable[[Array], Array],
+        variance: Literal["diag", "scalar", "shared", "fixed"] = "diag",
+        *,
+        df: float = 3.0,
+        learn_df: bool = False,
+        scale: ArrayLike | None = None,
+        size: int | None = None,
+        min_scale: float = 1e-4,
+        scale_fn: Literal["softplus", "exp"] = "softplus",
+        init_scale: float = 1.0,
+    ):
+        _init_loc_scale(self, net, variance, scale, size, min_scale, scale_fn, init_scale)
         if not df > 0:
             raise ValueError(f"StudentT df must be positive, got {df!r}.")
         ldf = jnp.asarray(math.log(df), dtype=jnp.float32)
@@ -300,7 +351,7 @@ class StudentT(_LocScale):
         return nd.StudentT(jnp.exp(value(self.log_df)), loc, scale)
 
 
-class Bernoulli(Conditional):
+class Bernoulli(AbstractFamily):
     """Bernoulli with logits ``net(x)``; data in {0, 1}.
 
     ``log_prob`` is ``y log sigmoid(l) + (1 - y) log sigmoid(-l)`` with a stable
@@ -308,7 +359,7 @@ class Bernoulli(Conditional):
     gradient everywhere (also at ``l = 0``, where numpyro's ``|l|`` form gives 1, not 1/2).
     """
 
-    support: ClassVar[Any] = constraints.boolean
+    support: ClassVar[constraints.Constraint] = constraints.boolean
 
     def __init__(self, net: Callable[[Array], Array]):
         self.net = net
@@ -318,10 +369,10 @@ class Bernoulli(Conditional):
 
     def _build(self, params, batch_ndim):
         (logits,) = params
-        return _BernoulliLogits(logits).to_event(_event_dims(logits, batch_ndim))
+        return _BernoulliLogits(logits).to_event(event_dims(logits, batch_ndim))
 
 
-class ContinuousBernoulli(Conditional):
+class ContinuousBernoulli(AbstractFamily):
     """Continuous Bernoulli with logits ``net(x)``; data in [0, 1] (grey levels kept).
 
     Loaiza-Ganem & Cunningham 2019 (arXiv 1907.06845): the density
@@ -332,7 +383,7 @@ class ContinuousBernoulli(Conditional):
     and for large ``|logits|``. Samples are reparameterized (inverse CDF).
     """
 
-    support: ClassVar[Any] = constraints.unit_interval
+    support: ClassVar[constraints.Constraint] = constraints.unit_interval
 
     def __init__(self, net: Callable[[Array], Array]):
         self.net = net
@@ -342,70 +393,104 @@ class ContinuousBernoulli(Conditional):
 
     def _build(self, params, batch_ndim):
         (logits,) = params
-        return ContinuousBernoulliLogits(logits).to_event(_event_dims(logits, batch_ndim))
+        return ContinuousBernoulliLogits(logits).to_event(event_dims(logits, batch_ndim))
 
 
-class Beta(Conditional):
+class Beta(AbstractFamily):
     """Beta with concentrations from ``2d`` outputs; data strictly inside (0, 1)."""
 
-    support: ClassVar[Any] = constraints.open_interval(0.0, 1.0)
     min_concentration: float = eqx.field(static=True)
+    support: ClassVar[constraints.Constraint] = constraints.open_interval(0.0, 1.0)
 
-    def __init__(self, net, *, min_concentration: float = 1e-3):
+    def __init__(self, net: Callable[[Array], Array], *, min_concentration: float = 1e-3):
         self.net = net
         self.min_concentration = float(min_concentration)
 
     def _params(self, x):
-        a, b = _split(self.net(x), 2, "Beta", "two concentrations per dimension (2*d)")
-        f = lambda r: _positive(r, "softplus", self.min_concentration)  # noqa: E731
-        return f(a), f(b)
+        a, b = split_outputs(self.net(x), 2, "Beta", "two concentrations per dimension (2*d)")
+        return positive(a, "softplus", self.min_concentration), positive(b, "softplus", self.min_concentration)
 
     def _build(self, params, batch_ndim):
         c1, c0 = params
-        return nd.Beta(c1, c0).to_event(_event_dims(c1, batch_ndim))
+        return nd.Beta(c1, c0).to_event(event_dims(c1, batch_ndim))
 
 
-class Dirichlet(Conditional):
+class SimplexWithin(constraints.Constraint):
+    """Points of the probability simplex (last axis), up to ``tol`` in their sum."""
+
+    event_dim = 1
+
+    def __init__(self, tol: float = 1e-4):
+        self.tol = tol
+
+    def __call__(self, x):
+        x = jnp.asarray(x)
+        return jnp.all(x >= 0, -1) & (jnp.abs(jnp.sum(x, -1) - 1.0) < self.tol)
+
+    def feasible_like(self, prototype):
+        return jnp.full_like(prototype, 1.0 / prototype.shape[-1])
+
+
+class AbstractDirichlet(AbstractFamily):
+    """Abstract: a Dirichlet over the last axis with concentration ``softplus(net(x)) + floor``.
+    Concrete classes choose the numpyro distribution (``_build``)."""
+
+    min_concentration: float = eqx.field(static=True)
+    support: ClassVar[constraints.Constraint] = SimplexWithin(1e-4)
+
+    def _params(self, x):
+        return (positive(self.net(x), "softplus", self.min_concentration),)
+
+
+class Dirichlet(AbstractDirichlet):
     """Dirichlet over the last axis with concentration ``softplus(net(x)) + floor``.
 
     Samples are reparameterized by implicit gradients of the Gamma sampler.
     """
 
-    support: ClassVar[Any] = constraints.simplex
-    min_concentration: float = eqx.field(static=True)
-
-    def __init__(self, net, *, min_concentration: float = 1e-3):
+    def __init__(self, net: Callable[[Array], Array], *, min_concentration: float = 1e-3):
         self.net = net
         self.min_concentration = float(min_concentration)
 
-    def _params(self, x):
-        return (_positive(self.net(x), "softplus", self.min_concentration),)
-
     def _build(self, params, batch_ndim):
         (alpha,) = params
-        return nd.Dirichlet(alpha).to_event(_event_dims(alpha, batch_ndim, 1))
-
-    def support_check(self, y):
-        y = jnp.asarray(y)
-        return jnp.all(y >= 0, -1) & (jnp.abs(jnp.sum(y, -1) - 1.0) < 1e-4)
+        return nd.Dirichlet(alpha).to_event(event_dims(alpha, batch_ndim, 1))
 
 
-class Categorical(Conditional):
+class _OneHot(constraints.Constraint):
+    """One-hot rows (last axis): every value 0 or 1, exactly one 1."""
+
+    event_dim = 1
+
+    def __call__(self, x):
+        x = jnp.asarray(x)
+        return jnp.all((x == 0) | (x == 1), -1) & (jnp.sum(x, -1) == 1)
+
+    def feasible_like(self, prototype):
+        return jnp.zeros_like(prototype).at[..., 0].set(1)
+
+
+class Categorical(AbstractFamily):
     """``d`` categorical variables with ``num_classes`` each; net outputs ``d * k`` logits.
 
     With ``one_hot=False`` values are class indices ``[d]``; with ``one_hot=True``
-    values are one-hot ``[d, k]`` (use this form for categorical latents).
+    values are one-hot ``[d, k]`` (use this form for categorical latents). The mean is
+    the class probabilities ``[*batch, d, k]`` (the mean of the one-hot form).
     """
 
     num_classes: int = eqx.field(static=True)
     one_hot: bool = eqx.field(static=True)
 
-    def __init__(self, net, num_classes: int, *, one_hot: bool = False):
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"Categorical num_classes must be an int >= 2, got {num_classes!r}.")
+    def __init__(self, net: Callable[[Array], Array], num_classes: int, *, one_hot: bool = False):
         self.net = net
-        self.num_classes = num_classes
+        self.num_classes = int_at_least(num_classes, 2, "Categorical num_classes")
         self.one_hot = one_hot
+
+    @property
+    def support(self) -> constraints.Constraint:
+        if self.one_hot:
+            return _OneHot()
+        return constraints.integer_interval(0, self.num_classes - 1)
 
     def _params(self, x):
         out = self.net(x)
@@ -420,19 +505,8 @@ class Categorical(Conditional):
     def _build(self, params, batch_ndim):
         (logits,) = params
         if self.one_hot:
-            return OneHotCategoricalLogits(logits).to_event(_event_dims(logits, batch_ndim, 1))
-        return _IntCategorical(logits).to_event(_event_dims(logits, batch_ndim, 1))
-
-    def mean(self, x, batch_ndim=1):
-        """Class probabilities ``[*batch, d, k]`` (the mean of the one-hot form)."""
-        d = self.dist(x, batch_ndim)
-        return jax.nn.softmax(d.base_dist.logits, -1)
-
-    def support_check(self, y):
-        y = jnp.asarray(y)
-        if self.one_hot:
-            return jnp.all((y == 0) | (y == 1), -1) & (jnp.sum(y, -1) == 1)
-        return (y >= 0) & (y < self.num_classes) & (y == jnp.round(y))
+            return OneHotCategoricalLogits(logits).to_event(event_dims(logits, batch_ndim, 1))
+        return _IntCategorical(logits).to_event(event_dims(logits, batch_ndim, 1))
 
 
 class _BernoulliLogits(nd.BernoulliLogits):

@@ -17,11 +17,11 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from ._fixed import Fixed
-from ._conditionals import Bernoulli, _LocScale
-from ._model import VAE
+from ._conditionals import AbstractLocScale, Bernoulli
+from ._model import AbstractVAE
 
 
-def init_output_bias(model: VAE, x: ArrayLike, *, eps: float = 1e-3) -> VAE:
+def init_output_bias(model: AbstractVAE, x: ArrayLike, *, eps: float = 1e-3) -> AbstractVAE:
     """``model`` with its decoder's output bias set from data ``x [n, *data]``.
 
     Bernoulli decoders get ``logit(clip(mean(x), eps, 1 - eps))``; Gaussian, Laplace and
@@ -55,7 +55,7 @@ def init_output_bias(model: VAE, x: ArrayLike, *, eps: float = 1e-3) -> VAE:
     if isinstance(dec, Bernoulli):
         p = np.clip(mean, eps, 1 - eps)
         loc_part, size = np.log(p) - np.log1p(-p), d
-    elif isinstance(dec, _LocScale):
+    elif isinstance(dec, AbstractLocScale):
         loc_part, size = mean, {"diag": 2 * d, "scalar": d + 1}.get(dec.variance, d)
     else:
         raise TypeError(

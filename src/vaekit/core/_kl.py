@@ -4,6 +4,11 @@ Closed forms added here (numpyro has Normal, Beta, Dirichlet, Gamma, Categorical
 Kumaraswamy-Beta, Weibull-Gamma and Independent/Expanded wrappers):
 Laplace-Laplace, BernoulliLogits-BernoulliLogits, CategoricalLogits-CategoricalLogits,
 OneHotCategorical-OneHotCategorical.
+
+The closed forms are registered in numpyro's own dispatcher
+(``numpyro.distributions.kl.kl_divergence``) when vaekit is imported, so after ``import
+vaekit`` numpyro's ``kl_divergence`` knows these pairs too. The registrations are the
+ones numpyro itself would need; none replaces a numpyro rule.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import numpyro.distributions as nd
 from jaxtyping import Array, PRNGKeyArray
 from numpyro.distributions.kl import kl_divergence as _registry
 
+from .._validate import one_of
 from ._onehot import OneHotCategoricalLogits
 
 KL_METHODS = ("auto", "analytic", "mc")
@@ -82,8 +88,7 @@ def kl_divergence(
     :param key: needed for Monte Carlo.
     :param n_samples: Monte Carlo samples (reparameterized when ``q`` allows it).
     """
-    if method not in KL_METHODS:
-        raise ValueError(f"Unknown kl={method!r}. Valid values: 'auto', 'analytic', 'mc'.")
+    one_of(method, KL_METHODS, "kl")
     exact = closed_form(q, p) if method != "mc" else None
     if exact is not None:
         return exact

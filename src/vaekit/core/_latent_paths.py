@@ -19,8 +19,9 @@ import numpy as np
 from jax.typing import ArrayLike
 from jaxtyping import Array
 
-from ._conditionals import Dirichlet
-from ._model import VAE
+from .._validate import int_at_least, one_of
+from ._conditionals import AbstractDirichlet
+from ._model import AbstractVAE
 
 METHODS = ("linear", "slerp")
 
@@ -33,7 +34,7 @@ class LatentPath(NamedTuple):
 
 
 @eqx.filter_jit
-def posterior_mean(model: VAE, x: ArrayLike) -> Array:
+def posterior_mean(model: AbstractVAE, x: ArrayLike) -> Array:
     """Mean of q(z|x) for a batch ``x [batch, *data]``: ``[batch, *latent]``.
 
     On the simplex for Dirichlet latents, probabilities for Bernoulli/categorical ones;
@@ -47,12 +48,12 @@ def posterior_mean(model: VAE, x: ArrayLike) -> Array:
         return jnp.asarray(params.get("loc", next(iter(params.values()))))
 
 
-def on_simplex(model: VAE) -> bool:
+def on_simplex(model: AbstractVAE) -> bool:
     """Whether the latent codes live on the probability simplex (a Dirichlet encoder)."""
-    return isinstance(model.encoder, Dirichlet)
+    return isinstance(model.encoder, AbstractDirichlet)
 
 
-def _one(model: VAE, x: ArrayLike, name: str) -> Array:
+def _one(model: AbstractVAE, x: ArrayLike, name: str) -> Array:
     """One example ``[*data]`` (a leading axis of size 1 is accepted)."""
     a = jnp.asarray(x, jnp.float32)
     shape = model.data_shape
@@ -78,7 +79,7 @@ def _slerp(z0: Array, z1: Array, t: Array) -> Array:
     return jnp.where(so > 1e-6, arc, lin)
 
 
-def interpolate(model: VAE, x_from: ArrayLike, x_to: ArrayLike, n: int = 10, *, method: str = "linear") -> LatentPath:
+def interpolate(model: AbstractVAE, x_from: ArrayLike, x_to: ArrayLike, n: int = 10, *, method: str = "linear") -> LatentPath:
     """Decoder means along the latent path between the posterior means of two examples.
 
     :param x_from: one example ``[*data]``; the path starts at its posterior mean.
@@ -89,10 +90,8 @@ def interpolate(model: VAE, x_from: ArrayLike, x_to: ArrayLike, n: int = 10, *, 
     :returns: :class:`LatentPath` with ``z [n, *latent]`` and ``mean [n, *data]``;
         ``mean[0]`` and ``mean[-1]`` are the decoded posterior means of the endpoints.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 2:
-        raise ValueError(f"n must be an int >= 2 (the endpoints are included), got {n!r}.")
-    if method not in METHODS:
-        raise ValueError(f"Unknown method={method!r}. Valid values: {', '.join(map(repr, METHODS))}.")
+    int_at_least(n, 2, "n")
+    one_of(method, METHODS, "method")
     if method == "slerp" and on_simplex(model):
         raise ValueError("method='slerp' leaves the simplex; Dirichlet latents use method='linear' (it stays on the simplex).")
     a, b = _one(model, x_from, "x_from"), _one(model, x_to, "x_to")
@@ -100,7 +99,7 @@ def interpolate(model: VAE, x_from: ArrayLike, x_to: ArrayLike, n: int = 10, *, 
 
 
 @eqx.filter_jit
-def _interpolate(model: VAE, a: Array, b: Array, n: int, method: str) -> LatentPath:
+def _interpolate(model: AbstractVAE, a: Array, b: Array, n: int, method: str) -> LatentPath:
     mu = posterior_mean(model, jnp.stack([a, b]))
     shape = mu.shape[1:]
     z0, z1 = mu[0].reshape(-1), mu[1].reshape(-1)
@@ -114,7 +113,7 @@ def _interpolate(model: VAE, a: Array, b: Array, n: int, method: str) -> LatentP
     return LatentPath(z, model.decoder.mean(z))
 
 
-def traverse(model: VAE, x: ArrayLike, dim: int, values: ArrayLike) -> LatentPath:
+def traverse(model: AbstractVAE, x: ArrayLike, dim: int, values: ArrayLike) -> LatentPath:
     """Decoder means of the posterior mean of ``x`` with latent coordinate ``dim`` set to each of ``values``.
 
     For Dirichlet latents the other coordinates are rescaled so that every point stays
@@ -147,6 +146,6 @@ def traverse(model: VAE, x: ArrayLike, dim: int, values: ArrayLike) -> LatentPat
 
 
 @eqx.filter_jit
-def decoder_mean(model: VAE, z: ArrayLike) -> Array:
+def decoder_mean(model: AbstractVAE, z: ArrayLike) -> Array:
     """``model.decoder.mean(z)`` compiled as one function (``z [batch, *latent]``)."""
     return model.decoder.mean(z)

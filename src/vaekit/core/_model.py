@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from typing import NamedTuple
 
 import equinox as eqx
@@ -16,23 +17,26 @@ from ._conditionals import Conditional
 from ._priors import Prior
 
 
-class VAE(eqx.Module):
-    """A variational autoencoder; an equinox module holding all its parameters.
+class AbstractVAE(eqx.Module):
+    """Abstract base of the VAEs: a prior p(z), an encoder q(z|x) and a decoder p(x|z).
 
-    :param prior: p(z), a :class:`vaekit.priors.Prior`.
-    :param encoder: q(z|x), a :class:`vaekit.distributions.Conditional` over latents.
-    :param decoder: p(x|z), a :class:`vaekit.distributions.Conditional` over data.
+    Concrete classes (:class:`VAE`, :class:`vaekit.VampVAE`, :class:`vaekit.BaselineVAE`)
+    implement :meth:`prior_dist`; everything else is shared.
+
+    :param prior: p(z), a :class:`vaekit.Prior`.
+    :param encoder: q(z|x), a :class:`vaekit.Conditional` over latents.
+    :param decoder: p(x|z), a :class:`vaekit.Conditional` over data.
     """
 
     prior: Prior
     encoder: Conditional
     decoder: Conditional
 
-    def __init__(self, prior: Prior, encoder: Conditional, decoder: Conditional):
+    def __check_init__(self):
         for name, part, cls in (
-            ("prior", prior, Prior),
-            ("encoder", encoder, Conditional),
-            ("decoder", decoder, Conditional),
+            ("prior", self.prior, Prior),
+            ("encoder", self.encoder, Conditional),
+            ("decoder", self.decoder, Conditional),
         ):
             if not isinstance(part, cls):
                 raise TypeError(
@@ -40,13 +44,10 @@ class VAE(eqx.Module):
                     f"{'vk.StandardNormal(d)' if cls is Prior else 'vk.Gaussian(net)'}), "
                     f"got {type(part).__name__}."
                 )
-        self.prior = prior
-        self.encoder = encoder
-        self.decoder = decoder
 
+    @abc.abstractmethod
     def prior_dist(self) -> nd.Distribution:
         """p(z): event shape ``[*latent]``."""
-        return resolve(self.prior).dist()
 
     def posterior(self, x: ArrayLike) -> nd.Distribution:
         """q(z|x) for a batch ``x: [batch, *data]``: batch ``[batch]``, event ``[*latent]``."""
@@ -58,7 +59,8 @@ class VAE(eqx.Module):
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
-        return self.prior.event_shape
+        """Event shape of the prior (the shape of one latent code)."""
+        return tuple(eqx.filter_eval_shape(lambda m: jnp.zeros(m.prior_dist().event_shape), self).shape)
 
     @property
     def data_shape(self) -> tuple[int, ...]:
@@ -68,7 +70,17 @@ class VAE(eqx.Module):
         def f(m):
             return jnp.zeros(m.likelihood(jnp.zeros((1, *zs))).event_shape)
 
-        return tuple(jax.eval_shape(f, self).shape)
+        return tuple(eqx.filter_eval_shape(f, self).shape)
+
+
+class VAE(AbstractVAE):
+    """A variational autoencoder; an equinox module holding all its parameters.
+
+    ``VAE(prior, encoder, decoder)``: see :class:`AbstractVAE` for the parts.
+    """
+
+    def prior_dist(self) -> nd.Distribution:
+        return resolve(self.prior).dist()
 
 
 class Samples(NamedTuple):
@@ -79,19 +91,19 @@ class Samples(NamedTuple):
     x: Array
 
 
-def sample(model: VAE, key: PRNGKeyArray, n: int) -> Samples:
+def sample(model: AbstractVAE, key: PRNGKeyArray, n: int) -> Samples:
     """Draw ``n`` codes from the prior and decode them: decoder means and samples."""
     kz, kx = jax.random.split(key)
-    z = model.prior_dist().sample(kz, (n,))  # prior_dist: VampVAE's prior needs the encoder
+    z = model.prior_dist().sample(kz, (n,))  # prior_dist: a VampPrior needs the encoder
     return Samples(z, model.decoder.mean(z), model.likelihood(z).sample(kx))
 
 
-def encode(model: VAE, x: ArrayLike) -> dict[str, Array]:
+def encode(model: AbstractVAE, x: ArrayLike) -> dict[str, Array]:
     """Posterior parameters of q(z|x), by name (e.g. ``loc`` and ``scale``), ``[batch, ...]``."""
     return model.encoder.parameters(x)
 
 
-def reconstruct(model: VAE, x: ArrayLike, key: PRNGKeyArray) -> Samples:
+def reconstruct(model: AbstractVAE, x: ArrayLike, key: PRNGKeyArray) -> Samples:
     """Encode ``x``, draw one ``z ~ q(z|x)``, decode: ``(z, decoder mean, decoder sample)``."""
     kz, kx = jax.random.split(key)
     z = model.posterior(x).sample(kz)

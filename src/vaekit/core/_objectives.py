@@ -7,7 +7,7 @@ Gradient estimators (``estimator=``):
 
 * ``"reparam"``: differentiate through ``z = g(eps, phi)`` (location-scale families;
   Gamma/Beta/Dirichlet through implicit gradients of numpyro's samplers).
-* ``"reinforce"``: score function ``E[(f(z) - b) grad log q(z|x)]``. The returned value
+* ``"reinforce"``: score function ``E[(f(z) - b) grad log q(z|x)]`` (:func:`score_function`). The returned value
   is still the objective; only its gradient changes. The baseline ``b`` is the
   leave-one-out mean over the other latent samples (``n_samples > 1``) or over the
   other examples of the batch (``n_samples == 1``), so the estimator stays unbiased.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -29,28 +29,28 @@ import numpyro.distributions as nd
 from jax.typing import ArrayLike
 from jaxtyping import Array, PRNGKeyArray
 
+from .._validate import one_of, positive_int
+from ._checks import support_fix, support_hint
 from ._fixed import resolve
 from ._kl import KL_METHODS, closed_form, kl_divergence
-from ._model import VAE
+from ._model import AbstractVAE
 
 ESTIMATORS = ("auto", "reparam", "reinforce")
 
 
-def _check_options(kl: str | None = None, estimator: str | None = None, **ints: int) -> None:
-    if kl is not None and kl not in KL_METHODS:
-        raise ValueError(f"Unknown kl={kl!r}. Valid values: 'auto', 'analytic', 'mc'.")
-    if estimator is not None and estimator not in ESTIMATORS:
-        raise ValueError(
-            f"Unknown estimator={estimator!r}. Valid values: 'auto', 'reparam', 'reinforce'."
-        )
+def check_options(kl: str | None = None, estimator: str | None = None, **ints: int) -> None:
+    """Refuse an unknown ``kl`` or ``estimator`` and ints (given by name) below 1."""
+    if kl is not None:
+        one_of(kl, KL_METHODS, "kl")
+    if estimator is not None:
+        one_of(estimator, ESTIMATORS, "estimator")
     for name, v in ints.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}.")
+        positive_int(v, name)
 
 
 def resolve_estimator(q: nd.Distribution, estimator: str) -> str:
     """``"auto"`` -> ``"reparam"`` if ``q`` has a reparameterized sampler, else ``"reinforce"``."""
-    _check_options(estimator=estimator)
+    check_options(estimator=estimator)
     if estimator == "auto":
         return "reparam" if q.has_rsample else "reinforce"
     if estimator == "reparam" and not q.has_rsample:
@@ -67,20 +67,23 @@ def _draw(q: nd.Distribution, key: PRNGKeyArray, n: int, estimator: str) -> Arra
     return jax.lax.stop_gradient(q.sample(key, (n,)))
 
 
-def _loo_mean(f: Array, axis: int) -> Array:
-    """Leave-one-out mean along ``axis`` (0 if that axis has length 1)."""
+def loo_mean(f: Array, axis: int) -> Array:
+    """Leave-one-out mean along ``axis`` (0 if that axis has length 1): the baseline of
+    each entry is the mean of the others, which does not depend on it."""
     n = f.shape[axis]
     if n == 1:
         return jnp.zeros_like(f)
     return (jnp.sum(f, axis, keepdims=True) - f) / (n - 1)
 
 
-def _score_term(signal: Array, logq: Array) -> Array:
-    """Zero in value; gradient ``signal * grad log q`` (``signal`` is not differentiated)."""
+def score_function(signal: Array, logq: Array) -> Array:
+    """The score-function (REINFORCE, Williams 1992) term: zero in value, gradient
+    ``signal * grad log q`` (``signal`` is not differentiated). Every REINFORCE estimator
+    of vaekit adds it: ``signal`` is the learning signal minus a baseline."""
     return jax.lax.stop_gradient(signal) * (logq - jax.lax.stop_gradient(logq))
 
 
-def _check_support(model: VAE, x: Array, name: str) -> None:
+def _check_support(model: AbstractVAE, x: Array, name: str) -> None:
     """Refuse data outside the decoder's support (its log-density there is meaningless,
     yet often finite). Skipped when ``x`` is traced (inside ``jit``/``vmap``/``grad``):
     ``vk.fit`` checks its data once, up front."""
@@ -89,20 +92,56 @@ def _check_support(model: VAE, x: Array, name: str) -> None:
     ok = model.decoder.support_check(x)
     if isinstance(ok, jax.core.Tracer) or bool(jnp.all(ok)):
         return
-    from ._checks import _support_fix, _support_hint
-
     bad = jnp.logical_not(ok)
     example = x.reshape(-1)[jnp.argmax(bad.reshape(-1))] if bad.shape == x.shape else None
     raise ValueError(
         f"{name}: x has values outside the support of the decoder {type(model.decoder).__name__} "
-        f"({_support_hint(model.decoder)}): {int(jnp.sum(bad))} bad value(s)"
+        f"({support_hint(model.decoder)}): {int(jnp.sum(bad))} bad value(s)"
         + (f", e.g. {float(example)!r}" if example is not None else "")
-        + f". {_support_fix(model.decoder)}"
+        + f". {support_fix(model.decoder)}"
     )
 
 
+class ElboParts(NamedTuple):
+    """The pieces of the ELBO estimate of a batch (see :func:`elbo_parts`)."""
+
+    value: Array  # [batch] the ELBO estimate
+    signal: Array  # [n_samples, batch] the learning signal f of each latent sample
+    logq: Array  # [n_samples, batch] log q(z|x) of the samples
+    estimator: str  # "reparam" or "reinforce"
+
+
+def elbo_parts(
+    model: AbstractVAE,
+    x: Array,
+    key: PRNGKeyArray,
+    *,
+    beta: float | Array = 1.0,
+    n_samples: int = 1,
+    kl: str = "auto",
+    estimator: str = "auto",
+) -> ElboParts:
+    """The ELBO of ``x [batch, *data]`` with its learning signal, before any score-function
+    term: ``f = log p(x|z)`` when the KL is taken in closed form (``value = mean(f) -
+    beta KL``), else ``f = log p(x|z) + beta (log p(z) - log q(z|x))`` (``value =
+    mean(f)``); ``z`` are ``n_samples`` draws from ``q(z|x)`` with ``key``."""
+    q = model.posterior(x)
+    p = model.prior_dist()
+    est = resolve_estimator(q, estimator)
+    z = _draw(q, key, n_samples, est)  # [S, B, *latent]
+    logpx = model.likelihood(z, batch_ndim=2).log_prob(x)  # [S, B]
+    analytic = None if kl == "mc" else closed_form(q, p)
+    if analytic is None and kl == "analytic":
+        kl_divergence(q, p, method="analytic")  # raises the error that names the pair
+    logq = q.log_prob(z)  # [S, B]
+    if analytic is not None:
+        return ElboParts(jnp.mean(logpx, 0) - beta * analytic, logpx, logq, est)
+    f = logpx + beta * (p.log_prob(z) - logq)
+    return ElboParts(jnp.mean(f, 0), f, logq, est)
+
+
 def elbo(
-    model: VAE,
+    model: AbstractVAE,
     x: ArrayLike,
     key: PRNGKeyArray,
     *,
@@ -116,46 +155,34 @@ def elbo(
     :param x: ``[batch, *data]``.
     :param beta: weight of the KL term (beta-VAE; KL warm-up).
     :param n_samples: latent samples per example (averaged).
-    :param kl: ``"auto"``, ``"analytic"`` or ``"mc"`` (see :func:`vaekit.kl.kl_divergence`).
+    :param kl: ``"auto"``, ``"analytic"`` or ``"mc"`` (see :func:`vaekit.kl_divergence`).
     :param estimator: ``"auto"``, ``"reparam"`` or ``"reinforce"``.
     :returns: ``[batch]`` ELBO per example, nats.
     """
-    _check_options(kl=kl, estimator=estimator, n_samples=n_samples)
+    check_options(kl=kl, estimator=estimator, n_samples=n_samples)
     model = resolve(model)
     x = jnp.asarray(x)
     _check_support(model, x, "vk.elbo")
-    q = model.posterior(x)
-    p = model.prior_dist()
-    est = resolve_estimator(q, estimator)
-    kz, _ = jax.random.split(key)  # the second key is kept so results stay as before
-    z = _draw(q, kz, n_samples, est)  # [S, B, *latent]
-    logpx = model.likelihood(z, batch_ndim=2).log_prob(x)  # [S, B]
-    analytic = None if kl == "mc" else closed_form(q, p)
-    if analytic is None and kl == "analytic":
-        kl_divergence(q, p, method="analytic")  # raises the error that names the pair
-    logq = q.log_prob(z)  # [S, B]
-    if analytic is not None:
-        f = logpx
-        value = jnp.mean(logpx, 0) - beta * analytic
-    else:
-        f = logpx + beta * (p.log_prob(z) - logq)
-        value = jnp.mean(f, 0)
-    if est == "reinforce":
-        axis = 0 if n_samples > 1 else 1
-        value = value + jnp.mean(_score_term(f - _loo_mean(f, axis), logq), 0)
-    return value
+    parts = elbo_parts(model, x, key, beta=beta, n_samples=n_samples, kl=kl, estimator=estimator)
+    if parts.estimator == "reinforce":
+        f = parts.signal
+        baseline = loo_mean(f, 0 if n_samples > 1 else 1)
+        return parts.value + jnp.mean(score_function(f - baseline, parts.logq), 0)
+    return parts.value
 
 
-def _log_weights(model: VAE, x: Array, key: PRNGKeyArray, k: int, est: str):
+def log_weights(model: AbstractVAE, x: Array, key: PRNGKeyArray, k: int, estimator: str) -> tuple[Array, Array]:
+    """Importance log-weights ``log p(x, z_i) - log q(z_i|x)`` of ``k`` draws ``z_i ~ q(z|x)``
+    and their ``log q``: both ``[k, batch]``."""
     q = model.posterior(x)
-    z = _draw(q, key, k, est)  # [K, B, *latent]
+    z = _draw(q, key, k, estimator)  # [K, B, *latent]
     logq = q.log_prob(z)
     logw = model.likelihood(z, batch_ndim=2).log_prob(x) + model.prior_dist().log_prob(z) - logq
-    return logw, logq  # [K, B]
+    return logw, logq
 
 
 def iwae_bound(
-    model: VAE, x: ArrayLike, key: PRNGKeyArray, *, k: int, estimator: str = "auto"
+    model: AbstractVAE, x: ArrayLike, key: PRNGKeyArray, *, k: int, estimator: str = "auto"
 ) -> Array:
     """Importance-weighted bound ``E[log (1/k) sum_i p(x, z_i) / q(z_i|x)]`` (Burda et al. 2015).
 
@@ -164,12 +191,12 @@ def iwae_bound(
 
     :returns: ``[batch]`` nats.
     """
-    _check_options(estimator=estimator, k=k)
+    check_options(estimator=estimator, k=k)
     model = resolve(model)
     x = jnp.asarray(x)
     _check_support(model, x, "vk.iwae_bound")
     est = resolve_estimator(model.posterior(x), estimator)
-    logw, logq = _log_weights(model, x, key, k, est)
+    logw, logq = log_weights(model, x, key, k, est)
     value = jax.nn.logsumexp(logw, 0) - math.log(k)
     if est == "reinforce":
         # VIMCO (Mnih & Rezende 2016): baseline for sample j replaces log w_j by the
@@ -180,8 +207,8 @@ def iwae_bound(
             swapped = jnp.where(eye, others[:, None, :], logw[None, :, :])
             base = jax.nn.logsumexp(swapped, 1) - math.log(k)  # [K, B]
         else:
-            base = _loo_mean(logw, 1)
-        value = value + jnp.sum(_score_term(value[None] - base, logq), 0)
+            base = loo_mean(logw, 1)
+        value = value + jnp.sum(score_function(value[None] - base, logq), 0)
     return value
 
 
@@ -200,7 +227,7 @@ def _ll_block(model, xb, keys, n_samples: int, chunk: int, est: str):
     def one_chunk(carry, c):
         ks = jax.vmap(lambda k: jax.random.fold_in(k, c))(keys)
         logw = jax.vmap(
-            lambda xi, ki: _log_weights(model, xi[None], ki, chunk, est)[0][:, 0],
+            lambda xi, ki: log_weights(model, xi[None], ki, chunk, est)[0][:, 0],
             out_axes=1,
         )(xb, ks)  # [chunk, b]
         idx = c * chunk + jnp.arange(chunk)
@@ -214,7 +241,7 @@ def _ll_block(model, xb, keys, n_samples: int, chunk: int, est: str):
 
 
 def log_likelihood(
-    model: VAE,
+    model: AbstractVAE,
     x: ArrayLike,
     key: PRNGKeyArray,
     *,
@@ -241,7 +268,7 @@ def log_likelihood(
         (e.g. a progress bar's ``update``); the blocks are then waited for one by one.
     :returns: ``[batch]`` nats.
     """
-    _check_options(n_samples=n_samples, chunk_size=chunk_size)
+    check_options(n_samples=n_samples, chunk_size=chunk_size)
     model = resolve(model)
     x = jnp.asarray(x)
     if x.ndim < 1 or x.shape[0] == 0:

@@ -6,6 +6,8 @@ e.g. ``vk.Normal(vk.fixed(jnp.zeros(d)), jnp.ones(d))`` trains only the scale.
 
 from __future__ import annotations
 
+import abc
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -13,6 +15,7 @@ import numpyro.distributions as nd
 from jax.typing import ArrayLike
 from jaxtyping import Array, PRNGKeyArray
 
+from .._validate import positive_array, positive_int
 from ._fixed import Fixed, fixed, resolve, value
 from ._onehot import OneHotCategoricalLogits
 
@@ -94,10 +97,12 @@ def diagonal_normal_mixture(logits: ArrayLike, components: nd.Distribution) -> n
 
 
 class Prior(eqx.Module):
-    """Base class. ``dist()`` returns a numpyro distribution with event shape ``[*latent]``."""
+    """Abstract base of the priors: :meth:`dist` returns a numpyro distribution with event
+    shape ``[*latent]``; ``log_prob``, ``sample`` and ``event_shape`` follow from it."""
 
+    @abc.abstractmethod
     def dist(self) -> nd.Distribution:
-        raise NotImplementedError
+        """p(z), event shape ``[*latent]``."""
 
     def log_prob(self, z: ArrayLike) -> Array:
         """``log p(z)``: ``[*batch]`` for ``z`` of shape ``[*batch, *latent]``."""
@@ -109,12 +114,7 @@ class Prior(eqx.Module):
 
     @property
     def event_shape(self) -> tuple[int, ...]:
-        return tuple(jax.eval_shape(lambda p: jnp.zeros(p.dist().event_shape), resolve(self)).shape)
-
-
-def _positive_array(name: str, a: ArrayLike) -> None:
-    if not bool(jnp.all(jnp.asarray(a) > 0)):
-        raise ValueError(f"{name} must be positive everywhere.")
+        return tuple(eqx.filter_eval_shape(lambda p: jnp.zeros(p.dist().event_shape), resolve(self)).shape)
 
 
 class StandardNormal(Prior):
@@ -123,9 +123,7 @@ class StandardNormal(Prior):
     dim: int = eqx.field(static=True)
 
     def __init__(self, dim: int):
-        if not isinstance(dim, int) or dim <= 0:
-            raise ValueError(f"StandardNormal(dim): dim must be a positive int, got {dim!r}.")
-        self.dim = dim
+        self.dim = positive_int(dim, "StandardNormal(dim): dim")
 
     def dist(self):
         return nd.Normal(jnp.zeros(self.dim), jnp.ones(self.dim)).to_event(1)
@@ -144,7 +142,7 @@ class Normal(Prior):
     def __init__(self, loc: ArrayLike | Fixed, scale: ArrayLike | Fixed):
         is_fixed = isinstance(scale, Fixed)
         s = jnp.asarray(scale.value if is_fixed else scale, dtype=jnp.float32)
-        _positive_array("Normal prior scale", s)
+        positive_array(s, "Normal prior scale")
         loc_arr = loc if isinstance(loc, Fixed) else jnp.asarray(loc, dtype=jnp.float32)
         if jnp.ndim(value(loc_arr)) != 1:
             raise ValueError("Normal prior loc must be a 1-D array [latent_dim].")
@@ -216,8 +214,7 @@ class FamilyPrior(Prior):
     params: tuple
 
     def __init__(self, family: type, dim: int, *params: ArrayLike, trainable: bool = False):
-        if not isinstance(dim, int) or dim <= 0:
-            raise ValueError(f"FamilyPrior(dim): dim must be a positive int, got {dim!r}.")
+        dim = positive_int(dim, "FamilyPrior(dim): dim")
         if not (isinstance(family, type) and issubclass(family, nd.Distribution)):
             raise TypeError(f"FamilyPrior needs a numpyro Distribution class, got {family!r}.")
         arrs = tuple(jnp.broadcast_to(jnp.asarray(p, dtype=jnp.float32), (dim,)) for p in params)
@@ -226,81 +223,3 @@ class FamilyPrior(Prior):
 
     def dist(self):
         return self.family(*(value(p) for p in self.params)).to_event(1)
-
-
-class DirichletPrior(Prior):
-    """Dirichlet prior over ``dim`` simplex coordinates with concentration ``alpha``.
-
-    Fixed by default (Joo et al. 2019 use ``alpha = 0.98``); ``trainable=True`` learns
-    ``log alpha`` by gradient, and :func:`vaekit.dirichlet.moment_prior_update` sets it
-    by the method of moments between epochs.
-    """
-
-    log_alpha: Array | Fixed
-
-    def __init__(self, dim: int, alpha: ArrayLike = 0.98, *, trainable: bool = False):
-        if not isinstance(dim, int) or dim < 2:
-            raise ValueError(f"DirichletPrior(dim): dim must be an int >= 2, got {dim!r}.")
-        a = jnp.broadcast_to(jnp.asarray(alpha, dtype=jnp.float32), (dim,))
-        _positive_array("DirichletPrior alpha", a)
-        self.log_alpha = jnp.log(a) if trainable else fixed(jnp.log(a))
-
-    @property
-    def alpha(self) -> Array:
-        return jnp.exp(value(self.log_alpha))
-
-    def dist(self):
-        return nd.Dirichlet(jnp.exp(value(self.log_alpha)))
-
-
-class VampPrior(Prior):
-    """VampPrior (Tomczak & Welling 2018): ``p(z) = 1/K sum_k q(z | u_k)``.
-
-    Holds the ``K`` trainable pseudo-inputs ``u [K, *data]``; the mixture needs the
-    encoder, so use it inside :class:`vaekit.vamp.VampVAE` (whose ``prior_dist()``
-    builds the mixture with the model's own encoder). Build with
-    :meth:`from_data` to initialise from the data.
-    """
-
-    pseudo_inputs: Array | Fixed
-
-    def __init__(self, pseudo_inputs: ArrayLike):
-        u = jnp.asarray(pseudo_inputs, dtype=jnp.float32)
-        if u.ndim < 2 or u.shape[0] < 1:
-            raise ValueError(
-                f"VampPrior pseudo_inputs must be [K, *data] with K >= 1, got shape {u.shape}."
-            )
-        self.pseudo_inputs = u
-
-    @classmethod
-    def from_data(
-        cls, x: ArrayLike, k: int, *, key: PRNGKeyArray, init: str = "random", noise: float = 0.01
-    ) -> "VampPrior":
-        """``k`` pseudo-inputs from data ``x [n, *data]``.
-
-        :param init: ``"random"`` (``k`` distinct random training examples) or
-            ``"mean"`` (the data mean plus ``N(0, noise^2)`` jitter, as in the paper's code).
-        """
-        x = jnp.asarray(x, dtype=jnp.float32)
-        if init not in ("random", "mean"):
-            raise ValueError(f"Unknown init={init!r}. Valid values: 'random', 'mean'.")
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"VampPrior needs k >= 1 pseudo-inputs, got {k!r}.")
-        if init == "random":
-            if k > x.shape[0]:
-                raise ValueError(f"init='random' needs k <= number of examples ({x.shape[0]}), got k={k}.")
-            idx = jax.random.choice(key, x.shape[0], (k,), replace=False)
-            return cls(x[idx])
-        mean = jnp.mean(x, 0)
-        return cls(mean[None] + noise * jax.random.normal(key, (k, *mean.shape)))
-
-    def mixture(self, encoder) -> nd.Distribution:
-        """``1/K sum_k q(z | u_k)`` for ``encoder`` (a :class:`vaekit.Conditional`)."""
-        comp = encoder.dist(value(self.pseudo_inputs))  # batch [K]
-        return diagonal_normal_mixture(jnp.zeros(comp.batch_shape[0]), comp)
-
-    def dist(self):
-        raise ValueError(
-            "VampPrior needs the encoder: use it in vk.VampVAE (model.prior_dist()), or "
-            "call prior.mixture(encoder)."
-        )

@@ -1,4 +1,5 @@
-"""Readers for data files: IDX (``.gz``), ``.npz``, ``.mat``, CSV and Parquet.
+"""Readers for data files: IDX (``.gz``), ``.npz``, ``.mat``, CSV (one reader, for the
+datasets and the command line) and Parquet.
 
 Every reader raises ``ValueError`` naming the file and what is wrong with it (truncated,
 corrupt, non-numeric) instead of a low-level parsing error. No reader unpickles.
@@ -104,7 +105,7 @@ def _float32(x: np.ndarray, path, columns: list[str] | None = None) -> np.ndarra
 
 
 def read_table(path: str | Path, label_column: str | None = None) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    """CSV or Parquet as ``(x [n, d] float32, y or None, feature names)``.
+    """CSV or Parquet with a header line as ``(x [n, d] float32, y or None, feature names)``.
 
     Every column other than ``label_column`` must be numeric; empty cells are errors.
     """
@@ -112,7 +113,8 @@ def read_table(path: str | Path, label_column: str | None = None) -> tuple[np.nd
     if path.suffix.lower() in (".parquet", ".pq"):
         columns = _parquet_columns(path)
     else:
-        columns = _csv_columns(path)
+        names, rows = read_csv(path, header=True)
+        columns = {h: [r[j] for r in rows] for j, h in enumerate(names or [])}
     if label_column is not None and label_column not in columns:
         raise ValueError(
             f"{path}: label column {label_column!r} not found. Columns: {', '.join(columns)}."
@@ -122,17 +124,8 @@ def read_table(path: str | Path, label_column: str | None = None) -> tuple[np.nd
         y = _numeric_or_labels(columns.pop(label_column))
     if not columns:
         raise ValueError(f"{path} has no feature columns.")
-    feats = []
-    for name, col in columns.items():
-        try:
-            feats.append(np.asarray(col, dtype=np.float64))
-        except (ValueError, TypeError):
-            bad = next(v for v in col if not _is_number(v))
-            raise ValueError(
-                f"{path}: column {name!r} is not numeric (e.g. value {bad!r}). Drop or encode it, "
-                f"or pass it as the label with --label-column {name}."
-            ) from None
-    x = np.stack(feats, axis=1)
+    hint = "Drop or encode it, or pass it as the label with --label-column {name}."
+    x = np.stack([_numeric_column(path, name, col, hint.format(name=name)) for name, col in columns.items()], axis=1)
     if not np.isfinite(x).all():
         r, c = np.argwhere(~np.isfinite(x))[0]
         raise ValueError(
@@ -140,6 +133,75 @@ def read_table(path: str | Path, label_column: str | None = None) -> tuple[np.nd
             "Impute or drop such rows first."
         )
     return _float32(x, path, list(columns)), y, list(columns)
+
+
+def read_numeric(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
+    """A numeric table for the command line: a CSV file whose first line is a header
+    when it is not all numbers, or a ``.npy`` array. ``(header or None, [rows, cols]
+    float64)``; a non-numeric cell is an error naming its line and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"input file {path} does not exist.")
+    if path.suffix.lower() == ".npy":
+        try:
+            a = np.load(path, allow_pickle=False)
+        except (ValueError, EOFError) as e:
+            raise ValueError(f"{path} is not a readable .npy array ({e}).") from None
+        return None, a.reshape(-1, 1) if a.ndim == 1 else a
+    names, rows = read_csv(path, header="auto")
+    width = len(rows[0])
+    hint = "Encode or drop non-numeric columns first."
+    cols = [_numeric_column(path, names[j] if names else j + 1, [r[j] for r in rows], hint, first_line=2 if names else 1) for j in range(width)]
+    return names, np.stack(cols, axis=1)
+
+
+def read_csv(path: str | Path, *, header: bool | str = True) -> tuple[list[str] | None, list[list[str]]]:
+    """The one CSV reader: ``(header names or None, data rows of stripped strings)``.
+
+    :param header: ``True``: the first line names the columns; ``"auto"``: it does when
+        it is not all numbers.
+    :raises ValueError: naming the file for a binary file, no data rows, or a line whose
+        number of fields differs from the first line's.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{path} is not a text CSV file: byte {raw[e.start]:#04x} at position {e.start} is not "
+            "a UTF-8 character (binary or corrupt). Pass a CSV file."
+        ) from None
+    try:
+        lines = [(i + 1, r) for i, r in enumerate(csv.reader(io.StringIO(text))) if r and any(c.strip() for c in r)]
+    except csv.Error as e:
+        raise ValueError(f"{path} is not a readable CSV file ({e}).") from None
+    if not lines:
+        raise ValueError(f"{path} has no rows.")
+    first = lines[0][1]
+    names = None
+    if header is True or (header == "auto" and not all(_is_number(c) for c in first)):
+        names, lines = [c.strip() for c in first], lines[1:]
+        if not lines:
+            raise ValueError(f"{path} has no data rows (a header line and at least one row are needed).")
+    width = len(first)
+    for number, r in lines:
+        if len(r) != width:
+            raise ValueError(
+                f"{path}: line {number} has {len(r)} fields but the first line has {width}; "
+                "the file is truncated or malformed."
+            )
+    return names, [[c.strip() for c in r] for _, r in lines]
+
+
+def _numeric_column(path: Path, name: str | int, col: list, hint: str, first_line: int = 2) -> np.ndarray:
+    try:
+        return np.asarray(col, dtype=np.float64)
+    except (ValueError, TypeError):
+        i, bad = next((i, v) for i, v in enumerate(col) if not _is_number(v))
+        raise ValueError(
+            f"{path}: column {name!r} is not numeric: line {first_line + i} holds {bad!r}, not a number. {hint}"
+        ) from None
 
 
 def _is_number(v) -> bool:
@@ -155,26 +217,6 @@ def _numeric_or_labels(col) -> np.ndarray:
         return np.asarray(col, dtype=np.float64)
     except (ValueError, TypeError):
         return np.asarray([str(v) for v in col])
-
-
-def _csv_columns(path: Path) -> dict[str, list]:
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            text = f.read()
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not a UTF-8 text CSV file (binary or corrupt).") from None
-    rows = list(csv.reader(io.StringIO(text)))
-    rows = [r for r in rows if r]
-    if len(rows) < 2:
-        raise ValueError(f"{path} has no data rows (a header line and at least one row are needed).")
-    header, data = rows[0], rows[1:]
-    for i, r in enumerate(data):
-        if len(r) != len(header):
-            raise ValueError(
-                f"{path}: line {i + 2} has {len(r)} fields but the header has {len(header)}; "
-                "the file is truncated or malformed."
-            )
-    return {h.strip(): [r[j].strip() for r in data] for j, h in enumerate(header)}
 
 
 def _parquet_columns(path: Path) -> dict[str, list]:

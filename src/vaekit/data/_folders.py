@@ -1,4 +1,4 @@
-"""Streamed datasets: image folders and audio folders as :class:`vaekit.data_source.Source`.
+"""Streamed datasets: image folders and audio folders as :class:`vaekit.Source`.
 
 Files are listed once; examples are decoded from disk on each ``read(indices)``, so a
 folder larger than memory can be trained on batch by batch.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..training._source import ArrayLike
+from ..training import ArrayLike
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 

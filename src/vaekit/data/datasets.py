@@ -19,7 +19,7 @@ Paths: ODDS/ADBench ``.npz`` (keys ``X``, ``y``) and ``.mat``, ``.npy`` (memory-
 CSV and Parquet (numeric columns; ``label_column=``), folders of PNG/JPEG images
 (``size=``, ``mode=``) or of WAV files (``frame_length=``, ``hop=``). Data without an
 official split are split deterministically: ``train`` 80 % / ``test`` 20 % (``all``
-for everything). Folders and ``.npy`` files give a :class:`vaekit.data_source.Source`
+for everything). Folders and ``.npy`` files give a :class:`vaekit.Source`
 that reads examples from disk on demand.
 """
 
@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..training._source import ArrayLike, ArraySource, Source
+from .._validate import positive_int
+from ..training import ArrayLike, ArraySource, Source
 from ._fetch import ChecksumError, base_urls, cache_dir, fetch, find, md5sum
 from ._files import read_idx, read_mat, read_npz, read_table, xy_from_arrays
 from ._folders import AudioFolder, ImageFolder, write_wav
@@ -65,20 +67,29 @@ class Dataset(NamedTuple):
 
 
 class Subset(ArrayLike):
-    """The examples ``indices`` of another :class:`Source`."""
+    """A view of another :class:`Source`: its examples ``indices`` (all of them with
+    ``None``), passed through ``transform`` when read (e.g. a fitted preprocessing)."""
 
-    def __init__(self, source: Source, indices: np.ndarray):
-        self.source, self.indices = source, np.asarray(indices, np.int64)
+    def __init__(
+        self,
+        source: Source,
+        indices: np.ndarray | None = None,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    ):
+        self.source, self.transform = source, transform
+        self.indices = None if indices is None else np.asarray(indices, np.int64)
 
     @property
     def example_shape(self) -> tuple[int, ...]:
         return tuple(self.source.example_shape)
 
     def __len__(self) -> int:
-        return len(self.indices)
+        return len(self.source) if self.indices is None else len(self.indices)
 
     def read(self, indices: np.ndarray) -> np.ndarray:
-        return self.source.read(self.indices[np.asarray(indices)])
+        rows = np.asarray(indices) if self.indices is None else self.indices[np.asarray(indices)]
+        x = self.source.read(rows)
+        return x if self.transform is None else self.transform(x)
 
 
 _IDX_FILES = {
@@ -141,8 +152,7 @@ def load(name_or_path: str | os.PathLike, split: str = "train", *, limit: int | 
         _check_split(str(path), split, ("train", "test", "all"))
         ds = _split(_load_path(path, **options), split)
     if limit is not None:
-        if not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"limit must be a positive int, got {limit!r}.")
+        limit = positive_int(limit, "limit")
         ds = _take(ds, np.arange(min(limit, _len(ds.x))))
     return ds
 

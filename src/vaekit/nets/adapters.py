@@ -9,7 +9,7 @@ freeze them). The network maps *one* example (the conditionals ``vmap`` over the
 * :func:`from_linen`: a Flax Linen module (``pip install 'vaekit[flax]'``).
 * :func:`from_nnx`: a Flax NNX module (``pip install 'vaekit[flax]'``).
 * :func:`from_haiku`: a Haiku ``hk.transform``-ed function (``pip install 'vaekit[haiku]'``).
-* :func:`from_equinox`: an equinox module (non-array leaves such as activations kept static).
+* :func:`from_equinox`: an equinox module (its non-array leaves, such as activations, are not trained).
 
 Flax and Haiku are imported only when their adapter is used.
 """
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from ..core._fixed import resolve
+from ..core import resolve
 
 
 def _require(module: str, who: str, extra: str):
@@ -52,7 +52,7 @@ class Adapted(eqx.Module):
     """
 
     params: Any
-    apply: Callable[[Any, Array], Array] = eqx.field(static=True)
+    apply: Callable[[Any, Array], Array]
     out_size: int | None = eqx.field(static=True)
     kind: str = eqx.field(static=True)
 

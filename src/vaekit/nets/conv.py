@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from ..core._fixed import resolve
+from .._validate import positive_int
+from ..core import resolve
 
 
 def _check_shape(shape, ndim_ok: tuple[int, ...], name: str) -> tuple[int, ...]:
@@ -39,7 +40,7 @@ class ResBlock(eqx.Module):
 
     conv1: eqx.nn.Conv
     conv2: eqx.nn.Conv
-    activation: Callable[[Array], Array] = eqx.field(static=True)
+    activation: Callable[[Array], Array]
 
     def __init__(self, channels: int, num_spatial_dims: int, *, key: PRNGKeyArray, activation=jax.nn.relu):
         k1, k2 = jax.random.split(key)
@@ -70,7 +71,7 @@ class _Encoder(eqx.Module):
     convs: tuple[eqx.nn.Conv, ...]
     blocks: tuple[tuple[ResBlock, ...], ...]
     head: eqx.nn.Linear
-    activation: Callable[[Array], Array] = eqx.field(static=True)
+    activation: Callable[[Array], Array]
     in_shape: tuple[int, ...] = eqx.field(static=True)
     spatial: int = eqx.field(static=True)
     out_size: int = eqx.field(static=True)
@@ -79,8 +80,7 @@ class _Encoder(eqx.Module):
         channels = tuple(int(c) for c in channels)
         if not channels or any(c <= 0 for c in channels):
             raise ValueError(f"channels must be a non-empty list of positive ints, got {channels}.")
-        if not isinstance(out_size, int) or out_size <= 0:
-            raise ValueError(f"out_size must be a positive int, got {out_size!r}.")
+        out_size = positive_int(out_size, "out_size")
         c_in = in_shape[spatial] if len(in_shape) > spatial else 1
         keys = jax.random.split(key, 2 * len(channels) + 1)
         convs, blocks = [], []
@@ -97,7 +97,6 @@ class _Encoder(eqx.Module):
         )
         self.head = eqx.nn.Linear(size, out_size, key=keys[-1])
 
-
     def __call__(self, x: Array) -> Array:
         net = resolve(self)
         if tuple(x.shape) != self.in_shape:
@@ -110,7 +109,7 @@ class _Decoder(eqx.Module):
     deconvs: tuple[eqx.nn.ConvTranspose, ...]
     blocks: tuple[tuple[ResBlock, ...], ...]
     out_conv: eqx.nn.Conv
-    activation: Callable[[Array], Array] = eqx.field(static=True)
+    activation: Callable[[Array], Array]
     out_shape: tuple[int, ...] = eqx.field(static=True)
     spatial: int = eqx.field(static=True)
     params_per_value: int = eqx.field(static=True)
@@ -121,10 +120,8 @@ class _Decoder(eqx.Module):
         channels = tuple(int(c) for c in channels)
         if not channels or any(c <= 0 for c in channels):
             raise ValueError(f"channels must be a non-empty list of positive ints, got {channels}.")
-        if not isinstance(in_size, int) or in_size <= 0:
-            raise ValueError(f"in_size must be a positive int, got {in_size!r}.")
-        if not isinstance(params_per_value, int) or params_per_value < 1:
-            raise ValueError(f"params_per_value must be a positive int, got {params_per_value!r}.")
+        in_size = positive_int(in_size, "in_size")
+        params_per_value = positive_int(params_per_value, "params_per_value")
         n = len(channels)
         self.grid = tuple(-(-s // 2**n) for s in out_shape[:spatial])
         c_out = out_shape[spatial] if len(out_shape) > spatial else 1

@@ -9,7 +9,14 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from ..core._fixed import resolve
+from .._validate import one_of, positive_int
+from ..core import resolve
+
+
+def identity(x: Array) -> Array:
+    """``x`` unchanged (the MLP's default final activation)."""
+    return x
+
 
 #: activations by name (``activation="tanh"``, e.g. in a TOML ``[model_options]`` table)
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
@@ -23,17 +30,14 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "softplus": jax.nn.softplus,
     "sigmoid": jax.nn.sigmoid,
     "leaky_relu": jax.nn.leaky_relu,
+    "identity": identity,
 }
 
 
 def activation_fn(activation: str | Callable[[Array], Array]) -> Callable[[Array], Array]:
     """An activation given by name (see :data:`ACTIVATIONS`) or as a callable."""
     if isinstance(activation, str):
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"Unknown activation={activation!r}. Valid values: {', '.join(map(repr, ACTIVATIONS))}, or a callable."
-            )
-        return ACTIVATIONS[activation]
+        return ACTIVATIONS[one_of(activation, ACTIVATIONS, "activation", extra=", or a callable")]
     if not callable(activation):
         raise TypeError(f"activation must be a name ({', '.join(ACTIVATIONS)}) or a callable, got {activation!r}.")
     return activation
@@ -67,8 +71,8 @@ class MLP(eqx.Module):
     """
 
     layers: tuple[eqx.nn.Linear, ...]
-    activation: Callable[[Array], Array] = eqx.field(static=True)
-    final_activation: Callable[[Array], Array] = eqx.field(static=True)
+    activation: Callable[[Array], Array]
+    final_activation: Callable[[Array], Array]
     in_size: int = eqx.field(static=True)
     out_size: int = eqx.field(static=True)
 
@@ -78,13 +82,12 @@ class MLP(eqx.Module):
         out_size: int,
         hidden: int | Sequence[int] = (500,),
         activation: str | Callable[[Array], Array] = jax.nn.tanh,
-        final_activation: Callable[[Array], Array] = lambda x: x,
+        final_activation: Callable[[Array], Array] = identity,
         *,
         key: PRNGKeyArray,
     ):
-        for name, v in (("in_size", in_size), ("out_size", out_size)):
-            if not isinstance(v, int) or v <= 0:
-                raise ValueError(f"MLP {name} must be a positive int, got {v!r}.")
+        in_size = positive_int(in_size, "MLP in_size")
+        out_size = positive_int(out_size, "MLP out_size")
         hidden = widths(hidden)
         activation = activation_fn(activation)
         sizes = (in_size, *hidden, out_size)

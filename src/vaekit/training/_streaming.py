@@ -1,14 +1,15 @@
 """Placing arrays on a device mesh and reading chunks of batches from a data source.
 
-Private helpers of :mod:`vaekit.training`: a :class:`Placement` is the data-parallel
-layout (a 1-D ``Mesh`` named ``"data"``: batches split along their leading axis,
-everything else replicated); :func:`read_chunk` turns a block of example indices into
-one device array, reading only the rows that this process's devices hold.
+A :class:`Placement` is the data-parallel layout (a 1-D ``Mesh`` named ``"data"``:
+batches split along their leading axis, everything else replicated); :func:`read_chunk`
+turns a block of example indices into one device array, reading only the rows that this
+process's devices hold; :func:`map_batches` applies a function to data larger than
+memory, batch by batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -16,6 +17,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from .._validate import positive_int
+from ._prefetch import Prefetcher
 from ._source import ArraySource, Source
 
 AXIS = "data"
@@ -108,7 +111,56 @@ def read_chunk(source: Source, rows: np.ndarray, sharding: NamedSharding | None)
 
 def chunk_batches(max_chunk_bytes: int, batch_size: int, example_shape: Sequence[int], n_batches: int) -> int:
     """How many batches fit in ``max_chunk_bytes`` of float32 (at least 1, at most ``n_batches``)."""
-    if not isinstance(max_chunk_bytes, int) or max_chunk_bytes < 1:
-        raise ValueError(f"max_chunk_bytes must be a positive int, got {max_chunk_bytes!r}.")
+    max_chunk_bytes = positive_int(max_chunk_bytes, "max_chunk_bytes")
     per_batch = batch_size * int(np.prod(example_shape, dtype=np.int64)) * 4
     return int(max(1, min(n_batches, max_chunk_bytes // per_batch)))
+
+
+def map_batches(
+    fn: Callable[[Array], Any],
+    data: Any,
+    batch_size: int,
+    *,
+    max_chunk_bytes: int = 64 * 2**20,
+    prefetch: int = 2,
+) -> Any:
+    """Apply ``fn`` to ``data`` batch by batch with constant memory; concatenate the outputs.
+
+    ``fn(xb [batch_size, *data]) -> pytree of [batch_size, ...]`` arrays is compiled once
+    (the last batch is padded to ``batch_size`` and its padding dropped from the output).
+    ``data`` is an array or a :class:`~vaekit.Source` (a memmap, an image
+    folder, ...): chunks of at most ``max_chunk_bytes`` are read ahead in a background
+    thread, so only a few chunks and the per-example outputs are ever in memory. Use it
+    to score files larger than memory, e.g.
+    ``map_batches(lambda xb: vk.elbo(model, xb, key), source, 1000)``.
+
+    :returns: the outputs of ``fn`` concatenated along the leading axis, as numpy arrays.
+    """
+    source = as_source(data)
+    n = len(source)
+    if n == 0:
+        raise ValueError("map_batches got empty data; pass at least one example.")
+    batch_size = positive_int(batch_size, "batch_size")
+    bs = min(batch_size, n)
+    n_batches = -(-n // bs)
+    c = chunk_batches(max_chunk_bytes, bs, source.example_shape, n_batches)
+    jfn = jax.jit(fn)
+
+    def load(start):
+        rows = np.arange(start * bs, min(n, (start + c) * bs))
+        return rows.size, read_chunk(source, _pad_rows(rows, c * bs).reshape(c, bs), None)
+
+    outs = []
+    with Prefetcher(load, range(0, n_batches, c), prefetch) as chunks:
+        for size, xc in chunks:
+            for b in range(-(-size // bs)):
+                keep = min(bs, size - b * bs)
+                out = jfn(xc[b])
+                outs.append(jax.tree.map(lambda a: np.asarray(a)[:keep], out))
+    return jax.tree.map(lambda *a: np.concatenate(a), *outs)
+
+
+def _pad_rows(rows: np.ndarray, size: int) -> np.ndarray:
+    out = np.full(size, -1, np.int64)
+    out[: rows.size] = rows
+    return out

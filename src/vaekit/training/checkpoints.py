@@ -1,23 +1,25 @@
-"""Saving and loading models, run folders and checkpoints, without pickle.
+"""The files vaekit writes, and checkpoints: atomic writes, strict JSON, checksums, locks.
 
-A model folder (``vk.save(path, model)``) holds ``vaekit.json`` (kind, the model's build
-description, preprocessing, configuration) and ``model.eqx`` (the array leaves,
-``equinox.tree_serialise_leaves``). The model skeleton is rebuilt from the description
-through :func:`vaekit.presets.build`, or from ``like=`` for models built by hand, and the
-leaves are read into it.
+Every layer that writes a file uses these: training (checkpoints), run folders, model
+folders (:mod:`vaekit.runs.serialization`), the anomaly detector and the command line.
+Every file is written to a temporary file in the same folder, fsync'ed and moved into
+place with ``os.replace``, so a crash mid-write leaves the previous file intact; new
+files get the permissions the user's umask allows (as files written with ``open`` do).
+Nothing is pickled.
 
-Checkpoints are single files: a JSON header (epoch, history, description) followed by
-the leaves of ``(model, optimizer state, step, PRNG key data)``. Every file is written to
-a temporary file in the same folder, fsync'ed and moved into place with ``os.replace``,
-so a crash mid-write leaves the previous file intact; new files get the permissions the
-user's umask allows (as files written with ``open`` do).
+Checkpoints are single files: a JSON header (epoch, history, the run's identity)
+followed by the leaves of ``(model, optimizer state, step, PRNG key data)``
+(``equinox.tree_serialise_leaves``).
 
 Integrity: every checkpoint, ``model.eqx`` and detector file carries the SHA-256 of its
 array bytes (in the checkpoint's JSON header, or in the folder's ``vaekit.json``), checked
 on load, so a corrupted file is a clear error naming it instead of a silently wrong model.
 Files written before checksums existed have none and load unchecked.
 
-Run folders are locked while a process trains in them (:class:`FolderLock`, an
+Model descriptions (:func:`model_spec`) are the JSON from which :func:`build_model` or,
+without initialising anything, :func:`model_skeleton` rebuild a preset model's structure.
+
+Folders are locked while a process trains in them (:class:`FolderLock`, an
 ``fcntl.flock`` the kernel releases when the process ends, even by ``kill -9``).
 """
 
@@ -43,6 +45,12 @@ except ImportError:  # pragma: no cover - not POSIX (Windows): run folders are n
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jaxtyping import PRNGKeyArray
+
+from ..zoo import presets
+from ._state import TrainState
+from .distributed import barrier, is_main_process
 
 MODEL_FILE = "model.eqx"
 META_FILE = "vaekit.json"
@@ -194,14 +202,12 @@ def read_leaves(path: str | os.PathLike, like, sha256: str | None, where: str = 
 
 
 def data_fingerprint(x, max_bytes: int = 256 * 2**20, sample_rows: int = 4096) -> dict[str, Any]:
-    """A fingerprint of a data set (an array or a :class:`vaekit.data_source.Source`):
+    """A fingerprint of a data set (an array or a :class:`vaekit.Source`):
     ``{"n": rows, "shape": example shape, "dtype", "rows_hashed": "all" or k, "sha256"}``.
 
     All rows are hashed when they take at most ``max_bytes``; otherwise ``sample_rows``
     evenly spaced rows (including the first and the last).
     """
-    import numpy as np
-
     is_source = not hasattr(x, "dtype") and hasattr(x, "read") and hasattr(x, "example_shape")
     n = len(x) if is_source else int(np.shape(x)[0])
     shape = tuple(int(s) for s in (x.example_shape if is_source else np.shape(x)[1:]))
@@ -328,124 +334,19 @@ def model_spec(name: str, n_features: int | tuple[int, ...], **options) -> dict[
     return {"preset": name, "n_features": n_features, "options": options}
 
 
-def build_model(spec: dict[str, Any], key=None):
+def build_model(spec: dict[str, Any], key: PRNGKeyArray | None = None) -> Any:
     """The preset model of ``spec`` (fresh parameters drawn from ``key``)."""
-    from ..zoo import presets
-
     nf = spec["n_features"]
     nf = tuple(nf) if isinstance(nf, list) else nf
     opts = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.get("options", {}).items()}
     return presets.build(spec["preset"], nf, key=jax.random.key(0) if key is None else key, **opts)
 
 
-def _template(meta: dict, like, where) -> Any:
-    if like is not None:
-        return like
-    spec = meta.get("model")
-    if not spec:
-        raise ValueError(
-            f"{where} has no model description (the model was not built from a preset). "
-            "Pass a model of the same structure: vk.load(path, like=model)."
-        )
-    return build_model(spec)
-
-
-# ---- save / load --------------------------------------------------------------------
-
-
-def save(path, obj, *, preprocessor=None, config: dict | None = None, spec: dict | None = None, overwrite: bool = False) -> Path:
-    """Save a model (or any object with ``__vaekit_save__``) into the folder ``path``.
-
-    ``vaekit.json`` records the SHA-256 of ``model.eqx``; :func:`load` checks it.
-
-    :param preprocessor: a :class:`vaekit.preprocessing.Preprocessor` stored with it.
-    :param config: JSON-serialisable configuration kept in ``vaekit.json``.
-    :param spec: the model's build description (:func:`model_spec`); taken from
-        ``config["model"]`` when absent. Without one, loading needs ``like=``.
-    :param overwrite: replace an existing saved model (otherwise refused).
-    """
-    path = Path(path)
-    if hasattr(obj, "__vaekit_save__"):
-        obj.__vaekit_save__(path)
-        return path
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} is a file; vk.save writes a folder. Choose another path.")
-    if (path / META_FILE).exists() and not overwrite:
-        raise FileExistsError(f"{path} already holds a saved model. Pass overwrite=True or choose another path.")
-    if spec is None and config is not None and isinstance(config.get("model"), dict) and "preset" in config["model"]:
-        spec = config["model"]
-    path.mkdir(parents=True, exist_ok=True)
-    digest = write_leaves(path / MODEL_FILE, obj)
-    from .. import __version__
-
-    meta = {
-        "kind": "model",
-        "vaekit_version": __version__,
-        "model": spec,
-        "preprocessing": preprocessor.to_dict() if preprocessor is not None else None,
-        "config": config,
-        "model_sha256": digest,
-    }
-    write_json(path / META_FILE, meta)
-    return path
-
-
-def load(path, *, like=None):
-    """Load what :func:`save` or a training run wrote.
-
-    * a run folder (``vaekit train``) or a model folder: ``(model, preprocessor)``
-      (``preprocessor`` is None when none was saved);
-    * a folder of another kind (e.g. an anomaly detector): that object.
-
-    The model file's checksum is verified (folders saved before vaekit recorded one load
-    unchecked). A run that a process is still training is refused: its model file is
-    not final.
-
-    :param like: a model of the same structure, for models not built from a preset.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist. Pass a folder written by vk.save or vaekit train.")
-    meta_file = path / META_FILE
-    if not meta_file.is_file():
-        raise ValueError(f"{path} is not a vaekit folder (no {META_FILE}). Pass a folder written by vk.save or vaekit train.")
-    meta = read_json(meta_file)
-    if not isinstance(meta, dict):
-        raise ValueError(f"{meta_file} is not a vaekit description (not a JSON object); the file is corrupt.")
-    kind = meta.get("kind")
-    if kind == "detector":
-        from ..anomaly.detector import VAEDetector
-
-        return VAEDetector.__vaekit_load__(path)
-    if kind == "run":
-        check_not_training(path)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(
-                f"{path} has no config.json: the run stopped before it started training. Start it "
-                f"again with vaekit train --out {path} --overwrite."
-            )
-        config = read_json(path / "config.json")
-        meta = {
-            "model": config.get("model_spec"),
-            "preprocessing": _maybe_json(path / "preprocessing.json"),
-            "model_sha256": meta.get("model_sha256"),
-        }
-        if not (path / MODEL_FILE).is_file():
-            raise FileNotFoundError(
-                f"{path} has no final {MODEL_FILE} (the run did not finish). Resume it with "
-                f"vaekit train --resume {path}, or load a checkpoint with vaekit.io.load_checkpoint."
-            )
-    elif kind != "model":
-        raise ValueError(f"{meta_file}: unknown kind {kind!r}.")
-    model = read_leaves(path / MODEL_FILE, _template(meta, like, path), meta.get("model_sha256"), str(meta_file))
-    from ..data.preprocessing import Preprocessor
-
-    pre = meta.get("preprocessing")
-    return model, (Preprocessor.from_dict(pre) if pre else None)
-
-
-def _maybe_json(path: Path):
-    return read_json(path) if path.is_file() else None
+def model_skeleton(spec: dict[str, Any]) -> Any:
+    """The structure of the preset model of ``spec`` without its values: its arrays are
+    ``jax.ShapeDtypeStruct`` (nothing is initialised or compiled), ready to be filled
+    from a file by :func:`read_leaves`."""
+    return eqx.filter_eval_shape(build_model, spec)
 
 
 # ---- checkpoints --------------------------------------------------------------------
@@ -500,8 +401,6 @@ def load_checkpoint(path, model_like, opt_state_like, key_like):
     :raises ValueError: naming the file, when it is truncated, its checksum does not
         match, or it does not match the structure.
     """
-    from ._loop import TrainState
-
     path = Path(path)
     with open(path, "rb") as f:
         head = _header(f, path)
@@ -548,8 +447,6 @@ class Checkpoints:
         return self.folder / f"epoch-{epoch:04d}.ckpt"
 
     def save(self, state, key) -> Path:
-        from .distributed import barrier, is_main_process
-
         path = self.path(state.epoch)
         if is_main_process():
             self.folder.mkdir(parents=True, exist_ok=True)

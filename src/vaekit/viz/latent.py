@@ -1,6 +1,7 @@
-"""Latent-space plots: codes on the 2-D plane or on the probability simplex (matplotlib).
+"""Latent-space plots: codes on the 2-D plane or on the probability simplex, latent paths.
 
-matplotlib is imported only when a plot is drawn.
+:func:`plot_latent` is the one latent scatter (the report's ``latent.png`` is drawn by
+it). matplotlib is imported only when a plot is drawn, and its backend is left alone.
 """
 
 from __future__ import annotations
@@ -8,22 +9,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from ..core import on_simplex, posterior_mean
+from ._matplotlib import pyplot
+
 #: corners of the 2-simplex in the plane (an equilateral triangle)
 TRIANGLE = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, math.sqrt(3) / 2]])
-
-
-def _plt():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError("Plots need matplotlib: pip install matplotlib.") from None
-    return plt
 
 
 def _scatter(ax: Any, xy: np.ndarray, labels: ArrayLike | None, s: float) -> None:
@@ -37,7 +31,7 @@ def _scatter(ax: Any, xy: np.ndarray, labels: ArrayLike | None, s: float) -> Non
         sc = ax.scatter(xy[:, 0], xy[:, 1], s=s, c=labels, cmap="viridis")
         ax.figure.colorbar(sc, ax=ax)
         return
-    cmap = _plt().get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    cmap = pyplot().get_cmap("tab10" if len(classes) <= 10 else "tab20")
     for i, c in enumerate(classes):
         sel = labels == c
         ax.scatter(xy[sel, 0], xy[sel, 1], s=s, color=cmap(i), label=str(c))
@@ -61,7 +55,7 @@ def plot_simplex(z: ArrayLike, labels: ArrayLike | None = None, *, ax: Any = Non
     if z.shape[1] > 3:
         keep = np.argsort(-z.mean(0))[:3]
         z = z[:, keep] / np.maximum(z[:, keep].sum(1, keepdims=True), 1e-12)
-    plt = _plt()
+    plt = pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4.5))
     xy = simplex_to_plane(z)
@@ -74,25 +68,48 @@ def plot_simplex(z: ArrayLike, labels: ArrayLike | None = None, *, ax: Any = Non
     return ax
 
 
-def plot_latent(model: Any, x: ArrayLike, labels: ArrayLike | None = None, *, ax: Any = None, path: str | None = None):
-    """Posterior means of ``x`` (``model.encoder.mean``): on the simplex for Dirichlet-type
-    codes, else the first two coordinates (PCA to 2-D when there are more). Returns the axes."""
-    z = np.asarray(model.encoder.mean(np.asarray(x, dtype=np.float32)), dtype=np.float64).reshape(len(x), -1)
-    on_simplex = z.shape[1] >= 3 and np.all(z >= -1e-6) and np.allclose(z.sum(1), 1.0, atol=1e-4)
-    if on_simplex:
-        return plot_simplex(z, labels, ax=ax, path=path)
+def plot_latent(
+    model: Any,
+    x: ArrayLike,
+    labels: ArrayLike | None = None,
+    *,
+    ax: Any = None,
+    path: str | None = None,
+    s: float = 4.0,
+    max_points: int | None = None,
+):
+    """Posterior means of ``x`` (the means of ``q(z|x)``), coloured by ``labels``.
+
+    Dirichlet latents (and other codes on the simplex) are drawn on the simplex (the
+    triangle of the three coordinates with the largest mean, renormalised, when there
+    are more); other codes as their two coordinates, or their first two principal
+    components (with the variance each explains) when there are more. Saves to ``path``
+    when given. Returns the axes.
+
+    :param max_points: draw only the first ``max_points`` rows.
+    """
+    x = np.asarray(x, dtype=np.float32)[:max_points]
+    z = np.asarray(posterior_mean(model, jnp.asarray(x)), dtype=np.float64).reshape(len(x), -1)
+    if labels is not None:
+        labels = np.asarray(labels)[: len(z)]
+    simplex = on_simplex(model) or (z.shape[1] >= 3 and np.all(z >= -1e-6) and np.allclose(z.sum(1), 1.0, atol=1e-4))
+    if simplex and z.shape[1] >= 3:
+        return plot_simplex(z, labels, ax=ax, path=path, s=s)
+    xlabel, ylabel = "z1", "z2"
     if z.shape[1] > 2:
         zc = z - z.mean(0)
-        _, _, vt = np.linalg.svd(zc, full_matrices=False)
+        _, sv, vt = np.linalg.svd(zc, full_matrices=False)
         z = zc @ vt[:2].T
+        ev = sv**2 / np.sum(sv**2)
+        xlabel, ylabel = f"PC1 ({ev[0]:.0%})", f"PC2 ({ev[1]:.0%})"
     elif z.shape[1] == 1:
         z = np.hstack([z, np.zeros_like(z)])
-    plt = _plt()
+        ylabel = ""
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 4.5))
-    _scatter(ax, z, labels, 4.0)
-    ax.set_xlabel("z1")
-    ax.set_ylabel("z2")
+        _, ax = pyplot().subplots(figsize=(5, 4.5))
+    _scatter(ax, z, labels, s)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if path is not None:
         ax.figure.savefig(path, dpi=100, bbox_inches="tight")
     return ax
@@ -100,7 +117,7 @@ def plot_latent(model: Any, x: ArrayLike, labels: ArrayLike | None = None, *, ax
 
 def _strip(values: np.ndarray, image_shape, titles, ax, path):
     """A row of images (``image_shape``) or one line per point, on ``ax``."""
-    plt = _plt()
+    plt = pyplot()
     v = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
     n = len(v)
     if ax is None:

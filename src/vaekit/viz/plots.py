@@ -1,4 +1,4 @@
-"""Plots of a trained model (matplotlib, Agg backend), written as PNG files.
+"""Plots of a trained model, written as PNG files (matplotlib; the backend is left alone).
 
 Image grids are assembled as arrays and written with ``imsave`` so that their pixel
 size is exact (the 50 x 50 lattice of 28 x 28 images is 1400 x 1400 pixels). Audio
@@ -15,8 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core._latent_paths import decoder_mean
-from ..core._model import VAE, reconstruct
+from ..core import AbstractVAE, decoder_mean, on_simplex, reconstruct
+from . import latent as latent_plots
+from ._matplotlib import pyplot
 
 # The plots run each model computation as one compiled function: op-by-op dispatch
 # would compile every small operation separately (seconds for a report).
@@ -24,23 +25,14 @@ _reconstruct = eqx.filter_jit(reconstruct)
 
 
 @eqx.filter_jit
-def _prior_draws(model: VAE, key, rows: int, ns: int):
+def _prior_draws(model: AbstractVAE, key, rows: int, ns: int):
     kz, kx = jax.random.split(key)
     z = model.prior_dist().sample(kz, (rows,))
     xs = model.likelihood(z).sample(kx, (ns,)) if ns else None
     return model.decoder.mean(z), xs
 
 
-def _mpl():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _tiles(x: np.ndarray, image_shape) -> np.ndarray:
+def as_tiles(x: np.ndarray, image_shape) -> np.ndarray:
     """``[..., d]`` examples as images ``[..., h, w(, 3)]`` (a 1 x d strip for non-images)."""
     shape = tuple(image_shape) if image_shape else (1, x.shape[-1])
     return x.reshape(*x.shape[:-1], *shape) if x.ndim >= 2 else x.reshape(shape)
@@ -61,7 +53,7 @@ def grid(images: np.ndarray, pad: int = 1, scale: int = 1) -> np.ndarray:
     return out
 
 
-def _display(x: np.ndarray, is_image: bool) -> np.ndarray:
+def to_unit(x: np.ndarray, is_image: bool) -> np.ndarray:
     """Values to ``[0, 1]``: clipped for images, min-max scaled otherwise."""
     x = np.asarray(x, np.float32)
     if is_image:
@@ -70,14 +62,16 @@ def _display(x: np.ndarray, is_image: bool) -> np.ndarray:
     return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
 
 
-def _save_image(arr: np.ndarray, path: Path) -> Path:
-    plt = _mpl()
+def save_image(arr: np.ndarray, path: Path) -> Path:
+    """Write ``arr [H, W(, 3)]`` in ``[0, 1]`` as a PNG of exactly that many pixels."""
+    plt = pyplot()
     kw = {} if arr.ndim == 3 else {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
     plt.imsave(path, arr, **kw)
     return path
 
 
-def _scale_for(image_shape) -> int:
+def tile_scale(image_shape) -> int:
+    """How many pixels each pixel of a tile takes (small images are enlarged)."""
     h = image_shape[0] if image_shape else 1
     return max(1, 56 // max(1, h)) if image_shape else 8
 
@@ -87,7 +81,7 @@ def _flat(x) -> np.ndarray:
     return x.reshape(x.shape[0], -1)
 
 
-def prior_samples(model: VAE, key, path, *, image_shape=None, inverse=None, rows: int = 10, cols: int = 4, audio: bool = False) -> Path:
+def prior_samples(model: AbstractVAE, key, path, *, image_shape=None, inverse=None, rows: int = 10, cols: int = 4, audio: bool = False) -> Path:
     """``rows`` prior draws ``z``, each a row: the decoder mean, then ``cols - 1`` samples of p(x|z).
 
     Audio (``audio=True``): one panel per draw with the decoder mean and one sample as waveforms.
@@ -106,11 +100,11 @@ def prior_samples(model: VAE, key, path, *, image_shape=None, inverse=None, rows
                          titles=[f"prior draw {i + 1}" for i in range(rows)])
     parts = [inv(mean)[:, None]] + ([xs[:, : cols - 1]] if cols > 1 else [])
     arr = np.concatenate(parts, axis=1)  # [rows, cols, d]
-    tiles = _tiles(_display(arr, image_shape is not None), image_shape)
-    return _save_image(grid(tiles, scale=_scale_for(image_shape)), Path(path))
+    tiles = as_tiles(to_unit(arr, image_shape is not None), image_shape)
+    return save_image(grid(tiles, scale=tile_scale(image_shape)), Path(path))
 
 
-def reconstructions(model: VAE, x, key, path, *, image_shape=None, inverse=None, n: int = 4, draws: int = 2, audio: bool = False, titles=None) -> Path:
+def reconstructions(model: AbstractVAE, x, key, path, *, image_shape=None, inverse=None, n: int = 4, draws: int = 2, audio: bool = False, titles=None) -> Path:
     """Rows of ``x``, then (decoder mean, decoder sample) for each of ``draws`` latent draws.
 
     Audio (``audio=True``): one panel per row with the input and the decoder mean of one draw.
@@ -125,8 +119,8 @@ def reconstructions(model: VAE, x, key, path, *, image_shape=None, inverse=None,
         s = _reconstruct(model, jnp.asarray(x), k)
         cols += [_flat(s.mean), _flat(s.x)]
     arr = np.stack([inv(c) for c in cols], axis=1)  # [n, 1 + 2 * draws, d]
-    tiles = _tiles(_display(arr, image_shape is not None), image_shape)
-    return _save_image(grid(tiles, scale=_scale_for(image_shape)), Path(path))
+    tiles = as_tiles(to_unit(arr, image_shape is not None), image_shape)
+    return save_image(grid(tiles, scale=tile_scale(image_shape)), Path(path))
 
 
 def lattice_points(size: int = 50, span: float | None = None) -> np.ndarray:
@@ -143,7 +137,7 @@ def lattice_points(size: int = 50, span: float | None = None) -> np.ndarray:
     return np.linspace(-span, span, size).astype(np.float32)
 
 
-def lattice(model: VAE, path, *, image_shape=None, inverse=None, size: int = 50, span: float | None = None) -> Path:
+def lattice(model: AbstractVAE, path, *, image_shape=None, inverse=None, size: int = 50, span: float | None = None) -> Path:
     """Decoder means on a ``size x size`` grid of 2-D latents (see :func:`lattice_points`).
 
     Images are tiled; other data (audio, tables) are drawn as small line plots on a
@@ -160,9 +154,9 @@ def lattice(model: VAE, path, *, image_shape=None, inverse=None, size: int = 50,
     mean = (inverse or (lambda a: a))(mean).reshape(size, size, -1)
     if image_shape is None:
         return line_grid(mean, path, row_values=q[::-1], col_values=q)
-    tiles = _tiles(_display(mean, True), image_shape)
+    tiles = as_tiles(to_unit(mean, True), image_shape)
     scale = max(1, 28 // image_shape[0])  # small images: 28 px tiles
-    return _save_image(grid(tiles, pad=0, scale=scale), Path(path))
+    return save_image(grid(tiles, pad=0, scale=scale), Path(path))
 
 
 def waveforms(x, path, *, overlay=None, labels=("", ""), titles=None, max_rows: int = 12) -> Path:
@@ -170,7 +164,7 @@ def waveforms(x, path, *, overlay=None, labels=("", ""), titles=None, max_rows: 
     with ``overlay [n, T]`` drawn over them; 1000 px wide and 70 px per row whatever ``T`` is."""
     from matplotlib.collections import LineCollection
 
-    plt = _mpl()
+    plt = pyplot()
     x = _flat(np.asarray(x, np.float32))[:max_rows]
     n, length = x.shape
     ov = None if overlay is None else _flat(np.asarray(overlay, np.float32))[:max_rows]
@@ -201,7 +195,7 @@ def line_grid(values, path, *, row_values=None, col_values=None) -> Path:
     in one axes (fast), at most 1000 x 1000 px; the axes are labelled with the values."""
     from matplotlib.collections import LineCollection
 
-    plt = _mpl()
+    plt = pyplot()
     v = np.asarray(values, np.float32)
     rows, cols, d = v.shape
     lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
@@ -234,7 +228,7 @@ def strip(values, path, *, image_shape=None, audio: bool = False, titles=None) -
     if image_shape is None and audio:
         return waveforms(v, path, titles=titles)
     if image_shape is None:  # table rows: one line per point of the path, coloured by order
-        plt = _mpl()
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
         cmap = plt.get_cmap("viridis")
         for i, row in enumerate(v):
@@ -248,8 +242,8 @@ def strip(values, path, *, image_shape=None, audio: bool = False, titles=None) -
         fig.savefig(path)
         plt.close(fig)
         return Path(path)
-    tiles = _tiles(_display(v[None], True), image_shape)
-    return _save_image(grid(tiles, scale=_scale_for(image_shape)), Path(path))
+    tiles = as_tiles(to_unit(v[None], True), image_shape)
+    return save_image(grid(tiles, scale=tile_scale(image_shape)), Path(path))
 
 
 def choose_rows(n: int, labels=None, k: int = 2000, seed: int = 0) -> np.ndarray:
@@ -274,63 +268,38 @@ def choose_rows(n: int, labels=None, k: int = 2000, seed: int = 0) -> np.ndarray
     return np.asarray(order[:k], np.int64)
 
 
-def latent_scatter(model: VAE, x, y, path, *, max_points: int = 5000) -> Path:
-    """Posterior means of q(z|x) coloured by label.
-
-    Real-valued latents: the two coordinates, or the first two principal components
-    when d > 2. Dirichlet latents: the means on the simplex (the triangle of the three
-    coordinates with the largest average, renormalised, when K > 3).
-    """
-    from ..core._latent_paths import on_simplex, posterior_mean
-
-    plt = _mpl()
-    x = np.asarray(x[:max_points], np.float32)
-    m = _flat(posterior_mean(model, jnp.asarray(x)))
-    if y is not None:
-        y = np.asarray(y)[: len(m)]
-    if on_simplex(model) and m.shape[1] >= 3:
-        from .latent import plot_simplex
-
-        fig, ax = plt.subplots(figsize=(6, 5), dpi=100)
-        plot_simplex(m, y, ax=ax)
-        ax.set_title(f"Posterior means on the simplex (K={m.shape[1]})")
-        fig.tight_layout()
-        fig.savefig(path)
-        plt.close(fig)
-        return Path(path)
-    xlabel, ylabel = "z1", "z2"
-    if m.shape[1] > 2:
-        c = m - m.mean(0)
-        _, s, vt = np.linalg.svd(c, full_matrices=False)
-        m = c @ vt[:2].T
-        ev = s**2 / np.sum(s**2)
-        xlabel, ylabel = f"PC1 ({ev[0]:.0%})", f"PC2 ({ev[1]:.0%})"
-    elif m.shape[1] == 1:
-        m = np.concatenate([m, np.zeros_like(m)], 1)
-        ylabel = ""
+def latent_scatter(model: AbstractVAE, x, y, path, *, max_points: int = 5000) -> Path:
+    """The report's latent plot: :func:`vaekit.plot_latent` of the first ``max_points``
+    rows of ``x`` coloured by ``y``, with a title, saved to ``path``."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5), dpi=100)
-    if y is not None:
-        labels = np.unique(y)
-        cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "viridis")
-        for i, lab in enumerate(labels):
-            sel = y == lab
-            ax.scatter(m[sel, 0], m[sel, 1], s=6, alpha=0.7, color=cmap(i % 10 if len(labels) <= 10 else i / max(1, len(labels) - 1)), label=str(lab))
-        if len(labels) <= 20:
-            ax.legend(markerscale=3, fontsize=7, loc="best", title="label")
+    latent_plots.plot_latent(model, x, y, ax=ax, s=6.0, max_points=max_points)
+    if on_simplex(model):
+        k = int(np.prod(model.latent_shape))
+        ax.set_title(f"Posterior means on the simplex (K={k})")
     else:
-        ax.scatter(m[:, 0], m[:, 1], s=6, alpha=0.7)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title("Posterior means of q(z|x)" + ("" if y is not None else " (no labels)"))
+        ax.set_title("Posterior means of q(z|x)" + ("" if y is not None else " (no labels)"))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
 
 
+def image_grid(values, path, image_shape, cols: int) -> Path:
+    """Examples ``values [n, d]`` (in ``[0, 1]``) as a PNG grid of ``cols`` columns."""
+    if image_shape is None:
+        raise ValueError("PNG output needs image data; this run's data are not images. Use --output FILE.npy.")
+    n = len(values)
+    rows = -(-n // cols)
+    flat = np.asarray(values, np.float32).reshape(n, -1)
+    pad = np.ones((rows * cols - n, flat.shape[1]), np.float32)
+    tiles = as_tiles(to_unit(np.concatenate([flat, pad]).reshape(rows, cols, -1), True), image_shape)
+    return save_image(grid(tiles, scale=tile_scale(image_shape)), Path(path))
+
+
 def loss_curves(history: dict[str, list[float]], path) -> Path:
     """Training and validation loss (negative ELBO, nats per example) per epoch."""
-    plt = _mpl()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for k, label in (("train_loss", "train"), ("val_loss", "validation")):
         v = history.get(k) or []

@@ -10,50 +10,31 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from ..data import datasets
-from ..training import checkpoints as vio
+from ..core import interpolate, on_simplex
+from ..data import Preprocessor, datasets
+from ..runs import load_run, load_split, read_metrics
+from ..training import checkpoints as ckpt
 from . import plots
-from ..runs._train import load_run, read_metrics
 
 
-def _inverse(pre):
-    if pre is None:
+def display_inverse(pre: Preprocessor | None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Model space -> data space for showing values (``[n, ...]`` arrays), when the
+    preprocessing can be undone (``standardize``, ``minmax``, ``scale``, ``clip``); else None."""
+    if pre is None or pre.kind not in ("standardize", "minmax", "scale", "clip"):
         return None
     return lambda a: pre.inverse_transform(np.asarray(a).reshape(a.shape[0], -1)).reshape(a.shape)
-
-
-def test_data(run: Path, cfg: dict, split: str = "test", limit: int | None = 2000):
-    """``(dataset, x)`` of the first ``limit`` rows of ``split`` (kept for callers; plots use :func:`plot_data`)."""
-    ds = datasets.load(cfg["data"], split, limit=limit, **_kw(cfg))
-    return ds, datasets.materialize(ds.x)
-
-
-def _kw(cfg):
-    kw = dict(cfg.get("data_options") or {})
-    if cfg.get("label_column"):
-        kw["label_column"] = cfg["label_column"]
-    return kw
 
 
 def plot_split(cfg: dict) -> str:
     """The split the plots show: ``test`` when the data have one."""
     sp = datasets.splits(cfg["data"])
     return "test" if "test" in sp else sp[0]
-
-
-def plot_data(cfg: dict, split: str, n_rows: int = 2000, seed: int = 0):
-    """``(dataset, rows, x [rows], y [rows] or None)``: ``n_rows`` rows of ``split`` drawn at
-    random with ``seed`` (stratified by label when there are labels), read from disk."""
-    ds = datasets.load(cfg["data"], split, **_kw(cfg))
-    n = datasets.n_examples(ds.x)
-    rows = plots.choose_rows(n, ds.y, n_rows, seed)
-    x = ds.x.read(rows) if isinstance(ds.x, datasets.Source) and not isinstance(ds.x, np.ndarray) else np.asarray(ds.x[rows], np.float32)
-    return ds, rows, x, None if ds.y is None else np.asarray(ds.y)[rows]
 
 
 def is_audio(cfg: dict, meta: dict | None = None) -> bool:
@@ -87,17 +68,15 @@ def make_plots(
     :param lattice_range: the lattice covers ``z in [-r, r]^2``; default: the standard
         normal's quantiles.
     """
-    from ..core._latent_paths import interpolate, on_simplex
-
     run = Path(run)
     model, pre, cfg = load_run(run)
     split = plot_split(cfg)
-    ds, rows, x, y = plot_data(cfg, split, n_rows, seed)
+    shown = load_split(cfg, pre, split, rows=lambda n, labels: plots.choose_rows(n, labels, n_rows, seed))
+    ds, rows, xm, y = shown.dataset, shown.rows, shown.xm, shown.y
     n = datasets.n_examples(ds.x)
-    xm = pre.transform(x) if pre is not None else x
     audio = is_audio(cfg, ds.meta)
     image_shape = None if audio else ds.meta.get("image_shape")
-    inv = _inverse(pre) if pre is not None and pre.kind in ("standardize", "minmax", "scale", "clip") else None
+    inv = display_inverse(pre)
     out = run / "plots"
     out.mkdir(exist_ok=True)
     k1, k2 = jax.random.split(jax.random.key(seed))
@@ -145,7 +124,7 @@ def make_plots(
             model, out / "lattice.png", image_shape=image_shape, inverse=inv, size=size, span=lattice_range
         )
     manifest["captions"] = {title: Path(p).name for title, p in figs.items()}
-    vio.write_json(out / "plots.json", manifest)
+    ckpt.write_json(out / "plots.json", manifest)
     return figs
 
 
@@ -161,10 +140,10 @@ def make_report(run: str | Path, *, lattice_range: float | None = None, lattice_
     """Write ``run/report.html`` (plots redrawn, see :func:`make_plots`); return its path."""
     run = Path(run)
     figs = make_plots(run, lattice_range=lattice_range, lattice_size=lattice_size, seed=seed)
-    cfg = vio.read_json(run / "config.json")
-    status = vio.read_json(run / vio.META_FILE)
+    cfg = ckpt.read_json(run / "config.json")
+    status = ckpt.read_json(run / ckpt.META_FILE)
     notice = (cfg.get("defaults_chosen") or {}).get("notice")
-    ev = vio.read_json(run / "eval.json") if (run / "eval.json").is_file() else None
+    ev = ckpt.read_json(run / "eval.json") if (run / "eval.json").is_file() else None
     env = cfg.pop("environment", {})
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v, ensure_ascii=False))}</td></tr>" for k, v in cfg.items())
     env_rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v))}</td></tr>" for k, v in env.items())
@@ -209,5 +188,5 @@ figcaption {{ font-size: 13px; color: #555; max-width: 700px; }}
 </body></html>
 """
     target = run / "report.html"
-    vio.atomic_write(target, lambda f: f.write(page.encode()))
+    ckpt.atomic_write(target, lambda f: f.write(page.encode()))
     return target

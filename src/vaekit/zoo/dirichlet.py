@@ -37,9 +37,8 @@ from jax.typing import ArrayLike
 from jaxtyping import Array, PRNGKeyArray
 from numpyro.distributions.kl import kl_divergence as _registry
 
-from ..core._fixed import Fixed, fixed
-from ..core._conditionals import Dirichlet as _DirichletConditional
-from ..core._conditionals import _check_choice, _event_dims
+from .._validate import int_at_least, one_of, positive_array
+from ..core import AbstractDirichlet, Fixed, Prior, event_dims, fixed, value
 
 SAMPLERS = ("implicit", "knowles")
 DIRICHLET_KLS = ("dirichlet", "multigamma")
@@ -85,8 +84,8 @@ class DirichletPosterior(nd.Dirichlet):
         newton_steps: int = 0,
         validate_args: bool | None = None,
     ):
-        _check_choice("sampler", sampler, SAMPLERS)
-        _check_choice("kl", kl_form, DIRICHLET_KLS)
+        one_of(sampler, SAMPLERS, "sampler")
+        one_of(kl_form, DIRICHLET_KLS, "kl")
         self.sampler = sampler
         self.kl_form = kl_form
         self.newton_steps = int(newton_steps)
@@ -130,7 +129,7 @@ def _kl_dirichlet_posterior(q, p):
     return dirichlet_kl(q.concentration, p.concentration)
 
 
-class DirichletLatent(_DirichletConditional):
+class DirichletLatent(AbstractDirichlet):
     """Dirichlet encoder ``q(z|x) = Dir(softplus(net(x)) + floor)`` for the Dirichlet VAE.
 
     :param sampler: ``"implicit"`` or ``"knowles"`` (see module doc).
@@ -151,9 +150,10 @@ class DirichletLatent(_DirichletConditional):
         newton_steps: int = 0,
         min_concentration: float = 1e-3,
     ):
-        _check_choice("sampler", sampler, SAMPLERS)
-        _check_choice("kl", kl, DIRICHLET_KLS)
-        super().__init__(net, min_concentration=min_concentration)
+        one_of(sampler, SAMPLERS, "sampler")
+        one_of(kl, DIRICHLET_KLS, "kl")
+        self.net = net
+        self.min_concentration = float(min_concentration)
         self.sampler = sampler
         self.kl_form = kl
         self.newton_steps = int(newton_steps)
@@ -163,7 +163,31 @@ class DirichletLatent(_DirichletConditional):
         d = DirichletPosterior(
             alpha, sampler=self.sampler, kl_form=self.kl_form, newton_steps=self.newton_steps
         )
-        return d.to_event(_event_dims(alpha, batch_ndim, 1))
+        return d.to_event(event_dims(alpha, batch_ndim, 1))
+
+
+class DirichletPrior(Prior):
+    """Dirichlet prior over ``dim`` simplex coordinates with concentration ``alpha``.
+
+    Fixed by default (Joo et al. 2019 use ``alpha = 0.98``); ``trainable=True`` learns
+    ``log alpha`` by gradient, and :func:`moment_prior_update` sets it by the method of
+    moments between epochs.
+    """
+
+    log_alpha: Array | Fixed
+
+    def __init__(self, dim: int, alpha: ArrayLike = 0.98, *, trainable: bool = False):
+        dim = int_at_least(dim, 2, "DirichletPrior(dim): dim")
+        a = jnp.broadcast_to(jnp.asarray(alpha, dtype=jnp.float32), (dim,))
+        positive_array(a, "DirichletPrior alpha")
+        self.log_alpha = jnp.log(a) if trainable else fixed(jnp.log(a))
+
+    @property
+    def alpha(self) -> Array:
+        return jnp.exp(value(self.log_alpha))
+
+    def dist(self):
+        return nd.Dirichlet(jnp.exp(value(self.log_alpha)))
 
 
 def moments_concentration(p: ArrayLike) -> Array:
@@ -193,10 +217,8 @@ def moment_prior_update(
     method-of-moments estimate from one posterior draw ``z_n ~ q(z|x_n)`` per example
     (moments of the aggregate posterior), clipped to ``[min_alpha, max_alpha]``.
 
-    The model's prior must be a :class:`vaekit.DirichletPrior`.
+    The model's prior must be a :class:`DirichletPrior`.
     """
-    from ..core._priors import DirichletPrior
-
     xs = jnp.asarray(x, dtype=jnp.float32)
     key = jax.random.key(0) if key is None else key
 

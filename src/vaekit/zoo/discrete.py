@@ -32,12 +32,22 @@ from jax.scipy.special import gammaln
 from jaxtyping import Array, PRNGKeyArray
 from numpyro.distributions import constraints
 
-from ..core._fixed import Fixed, fixed, resolve, value
-from ..core._onehot import OneHotCategoricalLogits
-from ..core._conditionals import Conditional, _event_dims
-from ..core._kl import has_analytic_kl, kl_divergence
-from ..core._model import VAE
-from ..core._priors import Prior
+from .._validate import int_at_least, one_of, positive_int
+from ..core import (
+    AbstractFamily,
+    AbstractVAE,
+    Conditional,
+    Fixed,
+    OneHotCategoricalLogits,
+    Prior,
+    elbo_parts,
+    event_dims,
+    fixed,
+    loo_mean,
+    resolve,
+    score_function,
+    value,
+)
 
 BASELINES = ("loo", "learned", "loo+learned", "none")
 
@@ -90,7 +100,7 @@ class Concrete(nd.Distribution):
         return jax.nn.softmax(self.logits, -1)  # the tau -> 0 limit; used as the code
 
 
-class GumbelSoftmax(Conditional):
+class GumbelSoftmax(AbstractFamily):
     """``d`` relaxed one-hot latents with ``num_classes`` each; net outputs ``d * k`` logits.
 
     :param temperature: Concrete temperature ``tau`` (lower = closer to one-hot, higher
@@ -99,11 +109,10 @@ class GumbelSoftmax(Conditional):
 
     num_classes: int = eqx.field(static=True)
     temperature: float = eqx.field(static=True)
-    support: ClassVar[Any] = constraints.simplex
+    support: ClassVar[constraints.Constraint] = constraints.simplex
 
     def __init__(self, net: Callable[[Array], Array], num_classes: int, *, temperature: float = 2.0 / 3.0):
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"GumbelSoftmax num_classes must be an int >= 2, got {num_classes!r}.")
+        num_classes = int_at_least(num_classes, 2, "GumbelSoftmax num_classes")
         if not temperature > 0:
             raise ValueError(f"GumbelSoftmax temperature must be positive, got {temperature!r}.")
         self.net = net
@@ -122,7 +131,7 @@ class GumbelSoftmax(Conditional):
 
     def _build(self, params, batch_ndim):
         (logits,) = params
-        return Concrete(logits, self.temperature).to_event(_event_dims(logits, batch_ndim, 1))
+        return Concrete(logits, self.temperature).to_event(event_dims(logits, batch_ndim, 1))
 
 
 class ConcretePrior(Prior):
@@ -141,8 +150,8 @@ class ConcretePrior(Prior):
         return Concrete(value(self.logits), self.temperature).to_event(1)
 
 
-class BaselineVAE(VAE):
-    """A :class:`vaekit.VAE` with a learned REINFORCE baseline ``b(x)``.
+class BaselineVAE(AbstractVAE):
+    """A VAE with a learned REINFORCE baseline ``b(x)`` (for :func:`reinforce_objective`).
 
     :param baseline: a network ``x -> [1]`` or ``x -> []`` for one example (e.g.
         ``vk.MLP(n_features, 1, (32,), key=k)``), or ``None`` for a learned constant.
@@ -152,9 +161,14 @@ class BaselineVAE(VAE):
     baseline_offset: Array
 
     def __init__(self, prior: Prior, encoder: Conditional, decoder: Conditional, baseline: Any = None):
-        super().__init__(prior, encoder, decoder)
+        self.prior = prior
+        self.encoder = encoder
+        self.decoder = decoder
         self.baseline = baseline
         self.baseline_offset = jnp.zeros(())
+
+    def prior_dist(self) -> nd.Distribution:
+        return resolve(self.prior).dist()
 
     def baseline_value(self, x: Array) -> Array:
         """``b(x)``: ``[batch]``."""
@@ -165,15 +179,8 @@ class BaselineVAE(VAE):
         return jnp.reshape(out, (x.shape[0],)) + m.baseline_offset
 
 
-def _loo(f: Array, axis: int) -> Array:
-    n = f.shape[axis]
-    if n == 1:
-        return jnp.zeros_like(f)
-    return (jnp.sum(f, axis, keepdims=True) - f) / (n - 1)
-
-
 def reinforce_surrogate(
-    model: VAE,
+    model: AbstractVAE,
     x: Array,
     key: PRNGKeyArray,
     *,
@@ -185,16 +192,15 @@ def reinforce_surrogate(
 
     ``value = E_q[f] (- beta KL analytically when known)``, gradient
     ``mean_s (f_s - b) grad log q(z_s|x)`` plus the pathwise terms of ``f``, where
-    ``f = log p(x|z) (+ beta (log p(z) - log q(z|x)) without a closed-form KL)``. With
-    a learned baseline the squared error ``(f - b(x))^2`` is added with zero value, so
-    its gradient fits ``b``.
+    ``f = log p(x|z) (+ beta (log p(z) - log q(z|x)) without a closed-form KL)``: the
+    ELBO's own learning signal (:func:`vaekit.core.elbo_parts`) and score-function term
+    (:func:`vaekit.core.score_function`). With a learned baseline the squared error
+    ``(f - b(x))^2`` is added with zero value, so its gradient fits ``b``.
 
     :returns: ``[batch]`` (maximise).
     """
-    if baseline not in BASELINES:
-        raise ValueError(f"Unknown baseline={baseline!r}. Valid values: {', '.join(map(repr, BASELINES))}.")
-    if not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
+    one_of(baseline, BASELINES, "baseline")
+    positive_int(n_samples, "n_samples")
     learned = baseline in ("learned", "loo+learned")
     if learned and not isinstance(model, BaselineVAE):
         raise TypeError(
@@ -203,42 +209,32 @@ def reinforce_surrogate(
         )
     model = resolve(model)
     x = jnp.asarray(x)
-    q = model.posterior(x)
-    p = model.prior_dist()
+    parts = elbo_parts(model, x, key, beta=beta, n_samples=n_samples, estimator="reinforce")
     sg = jax.lax.stop_gradient
-    z = sg(q.sample(key, (n_samples,)))  # [S, B, *latent]
-    logq = q.log_prob(z)
-    logpx = model.likelihood(z, batch_ndim=2).log_prob(x)
-    if has_analytic_kl(q, p):
-        f = logpx
-        value_ = jnp.mean(logpx, 0) - beta * kl_divergence(q, p, method="analytic")
-    else:
-        f = logpx + beta * (p.log_prob(z) - logq)
-        value_ = jnp.mean(f, 0)
+    f = parts.signal
     b = jnp.zeros_like(f)
     if baseline in ("loo", "loo+learned"):
-        b = b + _loo(sg(f), 0 if n_samples > 1 else 1)
-    out = value_
+        b = b + loo_mean(sg(f), 0 if n_samples > 1 else 1)
+    out = parts.value
     if learned:
         bx = model.baseline_value(x)[None]  # [1, B]
         resid = sg(f) - b - bx
         b = b + sg(bx)
         fit = jnp.mean(resid**2, 0)
         out = out - (fit - sg(fit))
-    return out + jnp.mean(sg(f - b) * (logq - sg(logq)), 0)
+    return out + jnp.mean(score_function(f - b, parts.logq), 0)
 
 
 def reinforce_objective(
     *, n_samples: int = 1, baseline: str = "loo", beta: float | Callable[[Array], Array] = 1.0
-) -> Callable[[VAE, Array, PRNGKeyArray, Array], Array]:
+) -> Callable[[AbstractVAE, Array, PRNGKeyArray, Array], Array]:
     """A loss ``(model, x, key, step) -> [batch]`` for ``vk.fit(objective=...)``.
 
     :param baseline: ``"loo"``, ``"learned"`` (needs :class:`BaselineVAE`),
         ``"loo+learned"`` or ``"none"``.
     :param beta: KL weight or schedule ``beta(step)``.
     """
-    if baseline not in BASELINES:
-        raise ValueError(f"Unknown baseline={baseline!r}. Valid values: {', '.join(map(repr, BASELINES))}.")
+    one_of(baseline, BASELINES, "baseline")
 
     def loss(model, x, key, step):
         b = beta(step) if callable(beta) else beta
@@ -247,7 +243,7 @@ def reinforce_objective(
     return loss
 
 
-def exact_elbo(model: VAE, x: Array) -> Array:
+def exact_elbo(model: AbstractVAE, x: Array) -> Array:
     """ELBO by enumerating every latent state (tiny Bernoulli/one-hot latents only).
 
     :returns: ``[batch]``.

@@ -30,8 +30,8 @@ from jaxtyping import Array, PRNGKeyArray
 from numpyro.distributions import constraints
 from numpyro.distributions.transforms import Transform as _NTransform
 
-from ..core._fixed import resolve
-from ..core._conditionals import Conditional
+from .._validate import int_at_least, positive_int
+from ..core import Conditional, resolve
 
 
 class _PlanarTransform(_NTransform):
@@ -82,8 +82,7 @@ class Planar(eqx.Module):
     b: Array
 
     def __init__(self, dim: int, *, key: PRNGKeyArray, init_scale: float = 0.01):
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"Planar(dim): dim must be a positive int, got {dim!r}.")
+        dim = positive_int(dim, "Planar(dim): dim")
         kw, ku = jax.random.split(key)
         self.w = init_scale * jax.random.normal(kw, (dim,))
         self.u = init_scale * jax.random.normal(ku, (dim,))
@@ -171,8 +170,7 @@ class IAF(eqx.Module):
     made: _MADE
 
     def __init__(self, dim: int, hidden: Sequence[int] = (32,), *, key: PRNGKeyArray):
-        if not isinstance(dim, int) or dim < 2:
-            raise ValueError(f"IAF(dim): dim must be an int >= 2, got {dim!r}.")
+        dim = int_at_least(dim, 2, "IAF(dim): dim")
         self.made = _MADE(dim, tuple(int(h) for h in hidden), key)
 
     def transform(self) -> _NTransform:
@@ -185,7 +183,7 @@ class Transform(eqx.Module):
     ``make()`` must return the numpyro transform; its arrays are not trained.
     """
 
-    make: Callable[[], _NTransform] = eqx.field(static=True)
+    make: Callable[[], _NTransform]
 
     def transform(self) -> _NTransform:
         return self.make()
@@ -212,7 +210,6 @@ class FlowPosterior(Conditional):
                 )
         self.base = base
         self.layers = tuple(layers)
-        self.net = None  # the network lives in base (no duplicate parameters)
 
     def dist(self, x, batch_ndim: int = 1):
         self_ = resolve(self)
@@ -230,4 +227,8 @@ class FlowPosterior(Conditional):
         return z
 
     def parameters(self, x, batch_ndim: int = 1):
+        """The base's parameters (the flow's own are global, not per example)."""
         return self.base.parameters(x, batch_ndim)
+
+    def support_check(self, y):
+        return self.base.support_check(y)

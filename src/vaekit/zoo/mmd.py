@@ -24,17 +24,15 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 from jaxtyping import Array, PRNGKeyArray
 
-from ..core._fixed import resolve
-from ..core._kl import kl_divergence
-from ..core._model import VAE
+from .._validate import one_of
+from ..core import AbstractVAE, kl_divergence, resolve
 
 KERNELS = ("rbf", "imq")
 CODES = ("sample", "mean")
 
 
 def _check(kernel: str, scale: float) -> None:
-    if kernel not in KERNELS:
-        raise ValueError(f"Unknown kernel={kernel!r}. Valid values: 'rbf', 'imq'.")
+    one_of(kernel, KERNELS, "kernel")
     if not scale > 0:
         raise ValueError(f"MMD kernel scale must be positive, got {scale!r}.")
 
@@ -72,7 +70,7 @@ def mmd_objective(
     kernel: str = "imq",
     scale: float = 1.0,
     codes: str = "sample",
-) -> Callable[[VAE, Array, PRNGKeyArray, Array], Array]:
+) -> Callable[[AbstractVAE, Array, PRNGKeyArray, Array], Array]:
     """Per-example loss ``-log p(x|z) + beta KL + weight MMD^2(codes, prior draws)``.
 
     :param codes: ``"sample"`` (``z ~ q(z|x)``, reparameterized) or ``"mean"``
@@ -81,8 +79,7 @@ def mmd_objective(
     :returns: ``(model, x, key, step) -> [batch]`` for ``vk.fit(objective=...)``.
     """
     _check(kernel, scale)
-    if codes not in CODES:
-        raise ValueError(f"Unknown codes={codes!r}. Valid values: 'sample', 'mean'.")
+    one_of(codes, CODES, "codes")
 
     def loss(model, x, key, step):
         del step

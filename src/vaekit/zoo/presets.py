@@ -32,15 +32,35 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpyro.distributions as nd
 from jaxtyping import Array, PRNGKeyArray
 
-from ..core._fixed import fixed
-from ..core._conditionals import Bernoulli, Beta, Categorical, Conditional, ContinuousBernoulli, Gaussian, Laplace, StudentT
-from ..core._model import VAE
-from ..nets import MLP
+from .._validate import int_at_least, one_of, positive_int
+from ..core import (
+    AbstractVAE,
+    Bernoulli,
+    BernoulliPrior,
+    Beta,
+    Categorical,
+    CategoricalPrior,
+    Conditional,
+    ContinuousBernoulli,
+    FamilyPrior,
+    Gaussian,
+    Laplace,
+    MixtureOfGaussians,
+    Normal,
+    StandardNormal,
+    StudentT,
+    VAE,
+    fixed,
+)
+from ..nets import MLP, Conv1dDecoder, Conv1dEncoder, ConvDecoder, ConvEncoder, Unflatten
 from ..nets.mlp import ACTIVATIONS as ACTIVATIONS, activation_fn, widths
-from ..nets.conv import Conv1dDecoder, Conv1dEncoder, ConvDecoder, ConvEncoder, Unflatten
-from ..core._priors import BernoulliPrior, CategoricalPrior, DirichletPrior, FamilyPrior, MixtureOfGaussians, Normal, StandardNormal
+from . import families, flows
+from .dirichlet import DirichletLatent, DirichletPrior
+from .discrete import BASELINES, BaselineVAE, ConcretePrior, GumbelSoftmax, reinforce_objective
+from .vamp import VampPrior, VampVAE
 
 LIKELIHOODS = ("bernoulli", "gaussian", "laplace", "studentt", "beta", "continuous-bernoulli")
 #: latent families accepted by ``latent=``
@@ -54,8 +74,7 @@ _REAL = ("gaussian", "laplace", "logistic", "cauchy", "gumbel", "planar", "iaf")
 
 
 def _choice(name: str, got: Any, valid: Sequence[str]) -> None:
-    if got not in valid:
-        raise ValueError(f"Unknown {name}={got!r}. Valid values: {', '.join(map(repr, valid))}.")
+    one_of(got, valid, name)
 
 
 def _params_per_value(likelihood: str, variance: str) -> int:
@@ -136,13 +155,13 @@ def _encoder(latent: str, net_factory: Callable[[int], Any], latent_dim: int, *,
     if latent == "exponential":
         return families.ExponentialConditional(net_factory(d))
     if latent == "dirichlet":
-        return dirichlet.DirichletLatent(net_factory(d), sampler=sampler, kl=kl, newton_steps=newton_steps)
+        return DirichletLatent(net_factory(d), sampler=sampler, kl=kl, newton_steps=newton_steps)
     if latent == "bernoulli":
         return Bernoulli(net_factory(d))
     if latent == "categorical":
         return Categorical(net_factory(d * num_classes), num_classes, one_hot=True)
     if latent == "concrete":
-        return discrete.GumbelSoftmax(net_factory(d * num_classes), num_classes, temperature=temperature)
+        return GumbelSoftmax(net_factory(d * num_classes), num_classes, temperature=temperature)
     keys = jax.random.split(key, n_flows)
     layer = (lambda k: flows.Planar(d, key=k)) if latent == "planar" else (lambda k: flows.IAF(d, key=k))
     return flows.FlowPosterior(Gaussian(net_factory(2 * d), "diag"), [layer(k) for k in keys])
@@ -164,12 +183,8 @@ def _prior(latent: str, prior: str | None, d: int, *, num_classes: int, temperat
                 f"{implied[latent]}). prior= works with latents {', '.join(map(repr, _REAL))}."
             )
         if latent in ("exponential", "weibull"):
-            import numpyro.distributions as nd
-
             return FamilyPrior(nd.Exponential, d, 1.0)
         if latent == "kumaraswamy":
-            import numpyro.distributions as nd
-
             return FamilyPrior(nd.Beta, d, 1.0, 1.0)
         if latent == "dirichlet":
             return DirichletPrior(d, prior_alpha)
@@ -177,7 +192,7 @@ def _prior(latent: str, prior: str | None, d: int, *, num_classes: int, temperat
             return BernoulliPrior(d)
         if latent == "categorical":
             return CategoricalPrior(d, num_classes)
-        return discrete.ConcretePrior(d, num_classes, temperature=temperature)
+        return ConcretePrior(d, num_classes, temperature=temperature)
     prior = prior or "standard"
     _choice("prior", prior, PRIORS)
     if latent in ("cauchy", "logistic", "gumbel") and prior == "standard":
@@ -218,7 +233,7 @@ def vae(
     n_pseudo: int = 50,
     pseudo_inputs: Array | None = None,
     n_flows: int = 2,
-) -> VAE:
+) -> AbstractVAE:
     """The VAE of Kingma & Welling (2014, arXiv 1312.6114): MLP encoder and decoder.
 
     ``n_features -> hidden -> latent parameters`` encoder, ``latent_dim -> hidden ->
@@ -231,10 +246,9 @@ def vae(
     shape = _shape(n_features)
     _choice("likelihood", likelihood, LIKELIHOODS)
     _choice("latent", latent, LATENTS)
-    if latent in ("categorical", "concrete") and (not isinstance(num_classes, int) or num_classes < 2):
-        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}.")
-    if not isinstance(latent_dim, int) or latent_dim < 1:
-        raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}.")
+    if latent in ("categorical", "concrete"):
+        int_at_least(num_classes, 2, "num_classes")
+    positive_int(latent_dim, "latent_dim")
     if latent == "dirichlet" and latent_dim < 2:
         raise ValueError("latent='dirichlet' needs latent_dim >= 2 (a simplex of dimension latent_dim).")
     k1, k2, k3, k4 = jax.random.split(key, 4)
@@ -247,12 +261,8 @@ def vae(
 
 
 def _vamp(enc, dec, shape, n_pseudo, pseudo_inputs, key):
-    from ..core._priors import VampPrior
-    from .vamp import VampVAE
-
     if pseudo_inputs is None:
-        if not isinstance(n_pseudo, int) or n_pseudo < 1:
-            raise ValueError(f"n_pseudo must be a positive int, got {n_pseudo!r}.")
+        positive_int(n_pseudo, "n_pseudo")
         u = 0.5 + 0.1 * jax.random.normal(key, (n_pseudo, *shape))
         vp = VampPrior(u)
     else:
@@ -262,7 +272,7 @@ def _vamp(enc, dec, shape, n_pseudo, pseudo_inputs, key):
     return VampVAE(vp, enc, dec)
 
 
-def beta_vae(n_features, *, key, beta: float = 4.0, **options) -> VAE:
+def beta_vae(n_features, *, key, beta: float = 4.0, **options) -> AbstractVAE:
     """beta-VAE (Higgins et al. 2017): the :func:`vae` model trained with ``beta * KL``.
 
     The model is :func:`vae`'s; ``beta`` reaches ``vk.fit`` through :func:`fit_options`.
@@ -272,11 +282,10 @@ def beta_vae(n_features, *, key, beta: float = 4.0, **options) -> VAE:
     return vae(n_features, key=key, **options)
 
 
-def iwae(n_features, *, key, k: int = 5, **options) -> VAE:
+def iwae(n_features, *, key, k: int = 5, **options) -> AbstractVAE:
     """IWAE (Burda et al. 2016, arXiv 1509.00519): the :func:`vae` model trained on the
     ``k``-sample importance-weighted bound (``fit_options``: ``objective="iwae"``)."""
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}.")
+    positive_int(k, "k")
     return vae(n_features, key=key, **options)
 
 
@@ -295,7 +304,7 @@ def dirichlet_vae(
     latent: str | None = None,
     prior: str | None = None,
     variance: str = "diag",
-) -> VAE:
+) -> AbstractVAE:
     """Dirichlet VAE (Joo et al. 2019, arXiv 1901.02739): Dirichlet posterior over a
     ``latent_dim`` simplex, ``Dir(prior_alpha)`` prior (0.98 as in the paper), by default
     the paper's approximate inverse-Gamma-CDF sampler and multi-Gamma KL
@@ -316,7 +325,7 @@ def dirichlet_vae(
     return VAE(prior=DirichletPrior(latent_dim, prior_alpha), encoder=enc, decoder=dec)
 
 
-def vamp_vae(n_features, *, key, n_pseudo: int = 50, pseudo_inputs: Array | None = None, **options) -> VAE:
+def vamp_vae(n_features, *, key, n_pseudo: int = 50, pseudo_inputs: Array | None = None, **options) -> AbstractVAE:
     """VampPrior VAE (Tomczak & Welling 2018, arXiv 1705.07120): :func:`vae` with the
     prior ``1/K sum_k q(z|u_k)`` over ``n_pseudo`` learned pseudo-inputs (or the given
     ``pseudo_inputs``, e.g. ``vk.VampPrior.from_data(x, K, key=k).pseudo_inputs``)."""
@@ -339,7 +348,7 @@ def conv_vae(
     variance: str = "diag",
     latent: str = "gaussian",
     prior: str | None = None,
-) -> VAE:
+) -> AbstractVAE:
     """Convolutional VAE for images ``(H, W[, C])`` of any size or audio frames ``(T,)``.
 
     ``hidden`` are the conv stage widths (stride 2 each); ``res_blocks`` residual blocks
@@ -381,18 +390,15 @@ def discrete_vae(
     n_samples: int = 1,
     prior: str | None = None,
     variance: str = "diag",
-) -> VAE:
+) -> AbstractVAE:
     """Discrete-latent VAE: ``latent="bernoulli"`` or ``"categorical"`` trained by
     REINFORCE with a leave-one-out and/or learned input-dependent baseline (NVIL, Mnih
     & Gregor 2014, arXiv 1402.0030), or ``"concrete"``: the Gumbel-softmax relaxation
     (Maddison et al. 2017; Jang et al. 2017) trained by reparameterization.
     """
-    from .discrete import BASELINES, BaselineVAE
-
     _choice("latent", latent, ("bernoulli", "categorical", "concrete"))
     _choice("baseline", baseline, BASELINES)
-    if not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
+    positive_int(n_samples, "n_samples")
     shape = _shape(n_features)
     k1, k2 = jax.random.split(key)
     model = vae(n_features, key=k1, latent_dim=latent_dim, hidden=hidden, likelihood=likelihood, activation=activation, latent=latent, num_classes=num_classes, temperature=temperature, prior=prior, variance=variance)
@@ -414,7 +420,7 @@ def flow_vae(
     prior: str | None = None,
     activation: str | Callable[[Array], Array] = jax.nn.tanh,
     variance: str = "diag",
-) -> VAE:
+) -> AbstractVAE:
     """Flow posterior VAE: diagonal Gaussian base followed by ``n_flows`` planar layers
     (Rezende & Mohamed 2015, arXiv 1505.05770) or IAF-style affine autoregressive layers
     (``latent="iaf"``; Kingma et al. 2016, arXiv 1606.04934). KL by Monte Carlo."""
@@ -424,7 +430,7 @@ def flow_vae(
     return vae(n_features, key=key, latent_dim=latent_dim, hidden=hidden, likelihood=likelihood, latent=latent, n_flows=n_flows, prior=prior, activation=activation, variance=variance)
 
 
-PRESETS: dict[str, Callable[..., VAE]] = {
+PRESETS: dict[str, Callable[..., AbstractVAE]] = {
     "vae": vae,
     "beta_vae": beta_vae,
     "iwae": iwae,
@@ -482,27 +488,7 @@ def _check_options(name: str, options: dict) -> None:
         )
 
 
-def _identity(x):
-    return x
-
-
-#: Activation names accepted for ``activation=`` (e.g. from a TOML ``[model_options]`` table).
-ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
-    "tanh": jax.nn.tanh,
-    "relu": jax.nn.relu,
-    "gelu": jax.nn.gelu,
-    "elu": jax.nn.elu,
-    "selu": jax.nn.selu,
-    "silu": jax.nn.silu,
-    "swish": jax.nn.silu,
-    "softplus": jax.nn.softplus,
-    "sigmoid": jax.nn.sigmoid,
-    "leaky_relu": jax.nn.leaky_relu,
-    "identity": _identity,
-}
-
-
-def build(name: str, n_features: int | Sequence[int], *, key: PRNGKeyArray, **options) -> VAE:
+def build(name: str, n_features: int | Sequence[int], *, key: PRNGKeyArray, **options) -> AbstractVAE:
     """Build the preset ``name`` for data with ``n_features`` features or data shape.
 
     ``activation`` may be a function or a name from :data:`ACTIVATIONS` (``"tanh"``).
@@ -531,8 +517,6 @@ def fit_options(name: str, **options) -> dict[str, Any]:
     if name == "iwae":
         return {"objective": "iwae", "n_samples": int(options.get("k", 5))}
     if name == "discrete_vae" and options.get("latent", "bernoulli") != "concrete":
-        from .discrete import reinforce_objective
-
         return {"objective": reinforce_objective(n_samples=options.get("n_samples", 1), baseline=options.get("baseline", "loo+learned"))}
     if name == "vae" and options.get("latent") in ("bernoulli", "categorical"):
         return {"estimator": "reinforce"}
