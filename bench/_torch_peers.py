@@ -101,8 +101,14 @@ def pythae_pipeline(x: np.ndarray, batch: int, hidden: int) -> dict:
     model = VAE(cfg, encoder=PEnc(), decoder=PDec())
     with tempfile.TemporaryDirectory() as out:
         tcfg = BaseTrainerConfig(
-            output_dir=out, num_epochs=1, learning_rate=1e-3, per_device_train_batch_size=batch,
-            optimizer_cls="Adam", no_cuda=True, steps_saving=None, keep_best_on_train=False,
+            output_dir=out,
+            num_epochs=1,
+            learning_rate=1e-3,
+            per_device_train_batch_size=batch,
+            optimizer_cls="Adam",
+            no_cuda=True,
+            steps_saving=None,
+            keep_best_on_train=False,
         )
         pipe = TrainingPipeline(training_config=tcfg, model=model)
         data = x.reshape(-1, 1, 28, 28)

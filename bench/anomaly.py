@@ -108,7 +108,9 @@ def main(argv=None) -> int:
     ap.add_argument("--vae-params", default="{}", help="JSON of VAEDetector parameters (default: its defaults)")
     ap.add_argument("--datasets", default=None, help="comma-separated substrings of file names to keep")
     ap.add_argument("--json", default=None, help="also write the raw results here")
-    ap.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="only print the tables of earlier --json runs")
+    ap.add_argument(
+        "--merge", nargs="+", default=None, metavar="JSON", help="only print the tables of earlier --json runs"
+    )
     args = ap.parse_args(argv)
     if args.merge:
         return merge(args.merge)
@@ -163,7 +165,11 @@ def print_tables(res, names, times, wall, seeds, machine: bool = True) -> None:
             print(f"| {ds} | " + " | ".join(cells) + " |")
         means = {m: float(np.mean([r[m][metric] for r in res.values()])) for m in names}
         top = max(means.values())
-        print("| **mean** | " + " | ".join(f"**{means[m]:.4f}**" if means[m] == top else f"{means[m]:.4f}" for m in names) + " |")
+        print(
+            "| **mean** | "
+            + " | ".join(f"**{means[m]:.4f}**" if means[m] == top else f"{means[m]:.4f}" for m in names)
+            + " |"
+        )
     print("\n### Wall time (s, all datasets and seeds, fit + score)\n")
     print("| " + " | ".join(names) + " | total |")
     print("|" + "---:|" * (len(names) + 1))

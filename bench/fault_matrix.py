@@ -28,8 +28,15 @@ results = []
 
 
 def vk(*args, preexec=None, timeout=300, cwd=None):
-    p = subprocess.run([PY, "-m", "vaekit.cli", *map(str, args)], capture_output=True, text=True, env=ENV,
-                       preexec_fn=preexec, timeout=timeout, cwd=cwd)
+    p = subprocess.run(
+        [PY, "-m", "vaekit.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        preexec_fn=preexec,
+        timeout=timeout,
+        cwd=cwd,
+    )
     return p
 
 
@@ -106,8 +113,13 @@ def item01():
 @case
 def item02():
     run = ROOT / "locked"
-    a = subprocess.Popen([PY, "-m", "vaekit.cli", "train", *TINY, "--limit", "1797", "--epochs", "20000", "--out", run],
-                         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    a = subprocess.Popen(
+        [PY, "-m", "vaekit.cli", "train", *TINY, "--limit", "1797", "--epochs", "20000", "--out", run],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for(lambda: (run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text().count("\n") >= 1)
     b = vk("train", *TINY, "--epochs", "1", "--out", run, "--overwrite")
     c = vk("train", "--resume", run, "--quiet", "--epochs", "30000")
@@ -121,7 +133,9 @@ def item02():
         cfg = {"epochs": f"unreadable: {e}"}
     record(2, "second train --overwrite while training", summary(b), b.returncode != 0 and "in use" in b.stderr)
     record(2, "--resume while training", summary(c), c.returncode != 0 and "in use" in c.stderr)
-    record(2, "evaluate while training (stale model.eqx present)", summary(e), e.returncode != 0 and "train" in e.stderr)
+    record(
+        2, "evaluate while training (stale model.eqx present)", summary(e), e.returncode != 0 and "train" in e.stderr
+    )
     record(2, "config after contention", f"epochs={cfg.get('epochs')} (original 20000)", cfg.get("epochs") == 20000)
     # after kill -9 the lock is released
     f = vk("train", "--resume", run, "--quiet", "--epochs", "1")
@@ -130,15 +144,25 @@ def item02():
 
 def _sig_case(item, sig, name):
     run = ROOT / f"sig-{name}"
-    a = subprocess.Popen([PY, "-m", "vaekit.cli", "train", *TINY, "--epochs", "400", "--checkpoint-every", "50", "--out", run],
-                         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    a = subprocess.Popen(
+        [PY, "-m", "vaekit.cli", "train", *TINY, "--epochs", "400", "--checkpoint-every", "50", "--out", run],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for(lambda: (run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text().count("\n") >= 3)
     a.send_signal(sig)
     out, err = a.communicate(timeout=60)
     ck = sorted(p.name for p in (run / "checkpoints").glob("*.ckpt"))
     last = err.strip().splitlines()[-1] if err.strip() else ""
     ok = a.returncode != 0 and status(run) == "interrupted" and bool(ck)
-    record(item, f"{name} during training", f"rc={a.returncode} status={status(run)} checkpoints={ck[-1:] or 'none'} | {last[:160]}", ok)
+    record(
+        item,
+        f"{name} during training",
+        f"rc={a.returncode} status={status(run)} checkpoints={ck[-1:] or 'none'} | {last[:160]}",
+        ok,
+    )
 
 
 @case
@@ -150,9 +174,30 @@ def item03():
 @case
 def item04():
     run = ROOT / "long"
-    a = subprocess.Popen([PY, "-m", "vaekit.cli", "train", "--data", "mnist", "--hidden", "1500,1500", "--batch-size", "100",
-                          "--epochs", "2", "--out", run, "--quiet"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a background shell ignores SIGINT
+    a = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "vaekit.cli",
+            "train",
+            "--data",
+            "mnist",
+            "--hidden",
+            "1500,1500",
+            "--batch-size",
+            "100",
+            "--epochs",
+            "2",
+            "--out",
+            run,
+            "--quiet",
+        ],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # a background shell ignores SIGINT
     wait_for(lambda: status(run) == "running", 300)
     time.sleep(20)  # well into the first (long) epoch, after compilation
     t0 = time.time()
@@ -162,7 +207,12 @@ def item04():
     except subprocess.TimeoutExpired:
         a.kill()
     dt = time.time() - t0
-    record(4, "Ctrl-C 20 s into a long MNIST epoch (hidden 1500,1500)", f"exited {dt:.1f} s after SIGINT, rc={a.returncode}, status={status(run)}", dt < 10)
+    record(
+        4,
+        "Ctrl-C 20 s into a long MNIST epoch (hidden 1500,1500)",
+        f"exited {dt:.1f} s after SIGINT, rc={a.returncode}, status={status(run)}",
+        dt < 10,
+    )
 
 
 @case
@@ -176,8 +226,12 @@ def item05():
     except ValueError:
         valid = False
     mraw = (run / "metrics.jsonl").read_text() if (run / "metrics.jsonl").exists() else ""
-    record(5, "--lr 1e30", f"{summary(p)}; status={status(run)}; vaekit.json strict JSON={valid}; 'NaN' in metrics={'NaN' in mraw}",
-           p.returncode != 0 and status(run) == "diverged" and valid)
+    record(
+        5,
+        "--lr 1e30",
+        f"{summary(p)}; status={status(run)}; vaekit.json strict JSON={valid}; 'NaN' in metrics={'NaN' in mraw}",
+        p.returncode != 0 and status(run) == "diverged" and valid,
+    )
 
 
 @case
@@ -193,18 +247,21 @@ print([ (s.epoch, len(s.history['train_loss'])) for s in states])
 """
     p = py(code)
     out = p.stdout.strip()
-    record(6, "TrainState.history of epochs 1..3 after fit returns", out or summary(p), out == "[(1, 1), (2, 2), (3, 3)]")
+    record(
+        6, "TrainState.history of epochs 1..3 after fit returns", out or summary(p), out == "[(1, 1), (2, 2), (3, 3)]"
+    )
 
 
 def _corrupt(path, n=400):
     """Overwrite n bytes inside the data of the largest array (its .npy header intact)."""
     b = bytearray(path.read_bytes())
-    starts = [i for i in range(len(b)) if b[i:i + 6] == b"\x93NUMPY"] + [len(b)]
+    starts = [i for i in range(len(b)) if b[i : i + 6] == b"\x93NUMPY"] + [len(b)]
     gaps = [(starts[k + 1] - starts[k], starts[k]) for k in range(len(starts) - 1)]
     size, at = max(gaps)
     i = at + size // 2 - n // 2
     import numpy as np
-    b[i:i + n] = np.full(n // 4, 3.0e4, np.float32).tobytes()
+
+    b[i : i + n] = np.full(n // 4, 3.0e4, np.float32).tobytes()
     path.write_bytes(bytes(b))
 
 
@@ -214,7 +271,12 @@ def item07():
     shutil.copytree(BASE, run)
     _corrupt(run / "model.eqx")
     p = vk("evaluate", run, "--iw-samples", "8", "--limit", "20")
-    record(7, "400 bytes overwritten in model.eqx, then evaluate", summary(p), p.returncode != 0 and "model.eqx" in p.stderr)
+    record(
+        7,
+        "400 bytes overwritten in model.eqx, then evaluate",
+        summary(p),
+        p.returncode != 0 and "model.eqx" in p.stderr,
+    )
 
 
 @case
@@ -227,8 +289,12 @@ def item08():
     _corrupt(run / "checkpoints" / "epoch-0003.ckpt")
     p = vk("train", "--resume", run, "--quiet")
     err = p.stderr.strip().splitlines()
-    record(8, "newest checkpoint corrupted, then --resume", f"{summary(p)}; said: {[l for l in err if 'epoch-0003' in l][:1]}",
-           p.returncode == 0 and "epoch-0003" in p.stderr)
+    record(
+        8,
+        "newest checkpoint corrupted, then --resume",
+        f"{summary(p)}; said: {[l for l in err if 'epoch-0003' in l][:1]}",
+        p.returncode == 0 and "epoch-0003" in p.stderr,
+    )
 
 
 @case
@@ -239,7 +305,22 @@ def item09():
     rng = np.random.default_rng(0)
     np.savetxt(csv, rng.normal(size=(200, 4)), delimiter=",", header="a,b,c,d", comments="")
     run = ROOT / "csvrun"
-    vk("train", "--data", csv, "--likelihood", "gaussian", "--hidden", "8", "--epochs", "2", "--checkpoint-every", "1", "--out", run, "--quiet")
+    vk(
+        "train",
+        "--data",
+        csv,
+        "--likelihood",
+        "gaussian",
+        "--hidden",
+        "8",
+        "--epochs",
+        "2",
+        "--checkpoint-every",
+        "1",
+        "--out",
+        run,
+        "--quiet",
+    )
     (run / "model.eqx").unlink()
     np.savetxt(csv, rng.normal(size=(200, 4)) * 50, delimiter=",", header="a,b,c,d", comments="")
     p = vk("train", "--resume", run, "--quiet", "--epochs", "3")
@@ -252,23 +333,33 @@ def item10():
     run = ROOT / "full"
     p = vk("train", *TINY, "--epochs", "3", "--checkpoint-every", "1", "--out", run, preexec=fsize(20000))
     tmps = [str(q.relative_to(run)) for q in run.rglob("*") if q.name.endswith(".tmp")]
-    record(10, "disk full (RLIMIT_FSIZE 20 kB) during checkpointing", f"{summary(p)}; tmp files left={tmps}",
-           p.returncode != 0 and "Traceback" not in p.stderr and not tmps)
+    record(
+        10,
+        "disk full (RLIMIT_FSIZE 20 kB) during checkpointing",
+        f"{summary(p)}; tmp files left={tmps}",
+        p.returncode != 0 and "Traceback" not in p.stderr and not tmps,
+    )
     # read-only folder / permission denied on --out
     ro = ROOT / "ro"
     ro.mkdir()
     immutable(ro)
     p = vk("train", *TINY, "--epochs", "1", "--out", ro / "run")
     immutable(ro, False)
-    record(10, "--out inside a read-only folder (chattr +i)", summary(p), p.returncode != 0 and "Traceback" not in p.stderr)
+    record(
+        10, "--out inside a read-only folder (chattr +i)", summary(p), p.returncode != 0 and "Traceback" not in p.stderr
+    )
     # eval.json not writable
     run2 = ROOT / "evalro"
     shutil.copytree(BASE, run2)
     immutable(run2)
     p = vk("evaluate", run2, "--iw-samples", "8", "--limit", "20")
     immutable(run2, False)
-    record(10, "evaluate with eval.json not writable (run folder chattr +i)", f"{summary(p)}; printed results={'log-likelihood' in p.stdout}",
-           p.returncode != 0 and "Traceback" not in p.stderr and "log-likelihood" in p.stdout)
+    record(
+        10,
+        "evaluate with eval.json not writable (run folder chattr +i)",
+        f"{summary(p)}; printed results={'log-likelihood' in p.stdout}",
+        p.returncode != 0 and "Traceback" not in p.stderr and "log-likelihood" in p.stdout,
+    )
     # detect --save on a full disk
     import numpy as np
 
@@ -276,9 +367,25 @@ def item10():
     np.savetxt(ROOT / "normal.csv", rng.normal(size=(300, 5)), delimiter=",")
     out = ROOT / "flag.csv"
     np.savetxt(ROOT / "new.csv", rng.normal(size=(10, 5)), delimiter=",")
-    p = vk("detect", "--train", ROOT / "normal.csv", "--input", ROOT / "new.csv", "--output", out, "--save", ROOT / "det", preexec=fsize(5000))
+    p = vk(
+        "detect",
+        "--train",
+        ROOT / "normal.csv",
+        "--input",
+        ROOT / "new.csv",
+        "--output",
+        out,
+        "--save",
+        ROOT / "det",
+        preexec=fsize(5000),
+    )
     left = sorted(q.name for q in ROOT.iterdir() if "det" in q.name)
-    record(10, "detect --save with RLIMIT_FSIZE 5 kB", f"{summary(p)}; left behind={left}", p.returncode != 0 and "Traceback" not in p.stderr)
+    record(
+        10,
+        "detect --save with RLIMIT_FSIZE 5 kB",
+        f"{summary(p)}; left behind={left}",
+        p.returncode != 0 and "Traceback" not in p.stderr,
+    )
 
 
 @case
@@ -310,6 +417,7 @@ det.save(sys.argv[1] + '/det')
             meta = json.loads((v / "vaekit.json").read_text())
             fn(meta)
             (v / "vaekit.json").write_text(json.dumps(meta))
+
         return m
 
     variant("truncated-eqx", lambda v: (v / "model_0.eqx").write_bytes((v / "model_0.eqx").read_bytes()[:500]))
@@ -321,14 +429,23 @@ det.save(sys.argv[1] + '/det')
     p = subprocess.run([PY, "-c", code2, str(d)], capture_output=True, text=True, env=ENV, preexec_fn=fsize(5000))
     left = [q.name for q in d.iterdir() if q.name.startswith("det2") or q.name.startswith(".det2")]
     inside = sorted(q.name for q in (d / "det2").iterdir()) if (d / "det2").exists() else None
-    record(11, "VAEDetector.save on a full disk (RLIMIT 5 kB)", f"rc={p.returncode} left={left} contents={inside}", not left)
+    record(
+        11,
+        "VAEDetector.save on a full disk (RLIMIT 5 kB)",
+        f"rc={p.returncode} left={left} contents={inside}",
+        not left,
+    )
 
 
 @case
 def item12():
     run = ROOT / "killed-start"
-    a = subprocess.Popen([PY, "-m", "vaekit.cli", "train", *TINY, "--epochs", "50", "--checkpoint-every", "100", "--out", run],
-                         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    a = subprocess.Popen(
+        [PY, "-m", "vaekit.cli", "train", *TINY, "--epochs", "50", "--checkpoint-every", "100", "--out", run],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     wait_for(lambda: (run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text().count("\n") >= 1)
     a.kill()
     a.wait()
@@ -380,7 +497,12 @@ import numpy as np, jax, vaekit as vk
 m = vk.presets.build('vae', 4, key=jax.random.key(0), hidden=[4])
 print(float(vk.elbo(m, np.full((2, 4), 0.5, np.float32), jax.random.key(0)).mean()))
 """)
-    record(14, "vk.elbo on 0.5 under a Bernoulli decoder", summary(e) + " stdout=" + e.stdout.strip(), e.returncode != 0 and "support" in e.stderr)
+    record(
+        14,
+        "vk.elbo on 0.5 under a Bernoulli decoder",
+        summary(e) + " stdout=" + e.stdout.strip(),
+        e.returncode != 0 and "support" in e.stderr,
+    )
 
 
 @case
@@ -388,7 +510,7 @@ def item15():
     cfg = ROOT / "act.toml"
     cfg.write_text('data = "digits"\nlimit = 300\nhidden = [16]\nepochs = 1\n[model_options]\nactivation = "tanh"\n')
     p = vk("train", "--config", cfg, "--out", ROOT / "act", "--quiet")
-    record(15, "TOML [model_options] activation = \"tanh\"", summary(p), p.returncode == 0)
+    record(15, 'TOML [model_options] activation = "tanh"', summary(p), p.returncode == 0)
 
 
 @case
@@ -404,8 +526,12 @@ def item16():
     for q in sorted(run.rglob("*")):
         if q.is_file():
             modes.setdefault(oct(q.stat().st_mode & 0o777), []).append(str(q.relative_to(run)))
-    record(16, "file modes of a run under umask 022", json.dumps({k: len(v) for k, v in modes.items()}) + f" 0600: {modes.get('0o600', [])[:4]}",
-           set(modes) == {"0o644"})
+    record(
+        16,
+        "file modes of a run under umask 022",
+        json.dumps({k: len(v) for k, v in modes.items()}) + f" 0600: {modes.get('0o600', [])[:4]}",
+        set(modes) == {"0o644"},
+    )
 
 
 json.dump(results, open(sys.argv[1], "w"), indent=1)

@@ -81,19 +81,30 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--samples", type=int, default=5000, help="importance samples for the test NLL")
-    ap.add_argument("--test-examples", type=int, default=10000, help="a fixed random subset of N test images (10000 = all)")
+    ap.add_argument(
+        "--test-examples", type=int, default=10000, help="a fixed random subset of N test images (10000 = all)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pseudo-inputs", type=int, default=500, help="VampPrior components")
-    ap.add_argument("--val-examples", type=int, default=2000,
-                    help="validation images (random subset of the 10,000) scored after each epoch to keep the best model")
+    ap.add_argument(
+        "--val-examples",
+        type=int,
+        default=2000,
+        help="validation images (random subset of the 10,000) scored after each epoch to keep the best model",
+    )
     args = ap.parse_args()
 
-    print(f"# vaekit {vk.__version__}, jax {jax.__version__}, device {jax.devices()[0]}, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
-          f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
+    print(
+        f"# vaekit {vk.__version__}, jax {jax.__version__}, device {jax.devices()[0]}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
+        f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}",
+        flush=True,
+    )
     x_train, x_test = load("train"), load("test")
     x_val = load("valid")
-    x_val = x_val[np.sort(np.random.default_rng(1).choice(len(x_val), min(args.val_examples, len(x_val)), replace=False))]
+    x_val = x_val[
+        np.sort(np.random.default_rng(1).choice(len(x_val), min(args.val_examples, len(x_val)), replace=False))
+    ]
     if args.test_examples < len(x_test):
         # The test file is ordered (mean ink per block of 1,000 images ranges from 60 to
         # 133 pixels), so a prefix is biased: use a fixed random subset instead.
@@ -113,25 +124,49 @@ def main() -> None:
         keep = KeepBest(per_model)
         kw = dict(objective="iwae", n_samples=50) if kind == "iwae" else {}
         last, hist = vk.fit(
-            model, x_train, key=jax.random.fold_in(key, 1), epochs=args.epochs, batch_size=args.batch_size,
-            optimizer=vk.default_optimizer(args.lr), callback=keep, x_val=x_val, **kw,
+            model,
+            x_train,
+            key=jax.random.fold_in(key, 1),
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            optimizer=vk.default_optimizer(args.lr),
+            callback=keep,
+            x_val=x_val,
+            **kw,
         )
         model = keep.best if keep.best is not None else last
         train_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         ll = vk.log_likelihood(model, x_test, jax.random.fold_in(key, 2), n_samples=args.samples)
         nll = -float(np.mean(np.asarray(ll)))
-        rows.append((kind, len(hist["train_loss"]), keep.best_epoch, train_s,
-                     float(np.median(hist["time"][1:] or hist["time"])), hist["train_loss"][-1], keep.best_loss,
-                     nll, time.perf_counter() - t1))
-        print(f"{kind}: {rows[-1][1]} epochs in {train_s:.0f} s, train loss {rows[-1][5]:.2f}, best validation "
-              f"loss {keep.best_loss:.2f} at epoch {keep.best_epoch}; test NLL {nll:.2f} nats ({args.samples} "
-              f"samples, {len(x_test)} test images, {rows[-1][-1]:.0f} s)", flush=True)
+        rows.append(
+            (
+                kind,
+                len(hist["train_loss"]),
+                keep.best_epoch,
+                train_s,
+                float(np.median(hist["time"][1:] or hist["time"])),
+                hist["train_loss"][-1],
+                keep.best_loss,
+                nll,
+                time.perf_counter() - t1,
+            )
+        )
+        print(
+            f"{kind}: {rows[-1][1]} epochs in {train_s:.0f} s, train loss {rows[-1][5]:.2f}, best validation "
+            f"loss {keep.best_loss:.2f} at epoch {keep.best_epoch}; test NLL {nll:.2f} nats ({args.samples} "
+            f"samples, {len(x_test)} test images, {rows[-1][-1]:.0f} s)",
+            flush=True,
+        )
 
-    print("\n| model | epochs | best epoch (validation) | train s | s/epoch | final train loss | best val loss | test NLL (nats) | eval s | literature |")
+    print(
+        "\n| model | epochs | best epoch (validation) | train s | s/epoch | final train loss | best val loss | test NLL (nats) | eval s | literature |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for kind, ep, be, ts, se, tl, vl, nll, es in rows:
-        print(f"| {kind} | {ep} | {be} | {ts:.0f} | {se:.2f} | {tl:.2f} | {vl:.2f} | {nll:.2f} | {es:.0f} | {LITERATURE[kind]} |")
+        print(
+            f"| {kind} | {ep} | {be} | {ts:.0f} | {se:.2f} | {tl:.2f} | {vl:.2f} | {nll:.2f} | {es:.0f} | {LITERATURE[kind]} |"
+        )
     print("\nTarget: <= 85.5 nats with an MLP model.")
 
 

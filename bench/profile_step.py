@@ -149,7 +149,10 @@ def main() -> None:
         decoder=vk.Bernoulli(vk.MLP(L, D, hidden=(H,), key=k2)),
     )
     xn = np.asarray(x)
-    for name, opt in (("vaekit fit, Adam", optax.adam(1e-3)), ("vaekit fit, default_optimizer", vk.default_optimizer(1e-3))):
+    for name, opt in (
+        ("vaekit fit, Adam", optax.adam(1e-3)),
+        ("vaekit fit, default_optimizer", vk.default_optimizer(1e-3)),
+    ):
         _, h = vk.fit(model, xn, key=jax.random.key(1), epochs=4, batch_size=B, optimizer=opt)
         rows.append((name, min(h["time"][1:])))
     if args.trace:
@@ -161,8 +164,10 @@ def main() -> None:
 
     peak = max(matmul_peak() for _ in range(3))
     flops = flops_per_example(H) * B * S
-    print(f"\nbatch {B}, hidden {H}, {S} steps; matmul FLOPs per step {flops / S / 1e6:.0f} M; "
-          f"2048^3 matmul peak {peak:.0f} GFLOP/s\n")
+    print(
+        f"\nbatch {B}, hidden {H}, {S} steps; matmul FLOPs per step {flops / S / 1e6:.0f} M; "
+        f"2048^3 matmul peak {peak:.0f} GFLOP/s\n"
+    )
     print("| program | ms/step | GFLOP/s (model matmuls) | fraction of peak | added by this part (ms/step) |")
     print("|---|---|---|---|---|")
     prev = None

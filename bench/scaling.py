@@ -57,8 +57,11 @@ def main() -> None:
     sys.path.insert(0, here)
     from _data import machine
 
-    print(f"# {machine()}, platform {args.platform}, {args.examples} examples, batch {args.batch_size}, "
-          f"hidden {args.hidden}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
+    print(
+        f"# {machine()}, platform {args.platform}, {args.examples} examples, batch {args.batch_size}, "
+        f"hidden {args.hidden}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        flush=True,
+    )
     print("| devices | data | platform | XLA_FLAGS | epoch s | samples/s | first epoch (with compile) s |")
     print("|---|---|---|---|---|---|---|")
     for n_dev in (int(d) for d in args.devices.split(",")):
@@ -68,16 +71,30 @@ def main() -> None:
                 env["JAX_PLATFORMS"] = "cpu"
                 env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={max(1, n_dev)}"
             r = subprocess.run(
-                [sys.executable, "-c", CHILD, here, str(n_dev), str(args.examples), str(args.batch_size), mode,
-                 str(args.hidden)],
-                env=env, capture_output=True, text=True,
+                [
+                    sys.executable,
+                    "-c",
+                    CHILD,
+                    here,
+                    str(n_dev),
+                    str(args.examples),
+                    str(args.batch_size),
+                    mode,
+                    str(args.hidden),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
             )
             if r.returncode != 0:
                 print(f"| {n_dev} | {mode} | failed: {r.stderr.strip().splitlines()[-1]} |||||", flush=True)
                 continue
             res = json.loads(r.stdout.strip().splitlines()[-1])
-            print(f"| {n_dev} | {mode} | {res['platform']} | {env.get('XLA_FLAGS', '')} | {res['epoch_s']:.2f} | "
-                  f"{res['samples_per_s']:.0f} | {res['compile_and_epoch_s']:.2f} |", flush=True)
+            print(
+                f"| {n_dev} | {mode} | {res['platform']} | {env.get('XLA_FLAGS', '')} | {res['epoch_s']:.2f} | "
+                f"{res['samples_per_s']:.0f} | {res['compile_and_epoch_s']:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -118,7 +118,9 @@ def plain_jax_epoch(x: np.ndarray, batch: int, hidden: int) -> dict:
 def peer_epoch(python: str, which: str, n: int, batch: int, hidden: int) -> dict | str:
     r = subprocess.run(
         [python, os.path.join(HERE, "_torch_peers.py"), which, str(n), str(batch), str(hidden)],
-        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=""),
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=""),
     )
     if r.returncode != 0:
         return (r.stderr.strip().splitlines() or ["failed"])[-1][:120]
@@ -128,18 +130,28 @@ def peer_epoch(python: str, which: str, n: int, batch: int, hidden: int) -> dict
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--examples", type=int, default=60000)
-    ap.add_argument("--sweep-examples", type=int, default=None,
-                    help="images for the configurations after the first (default: --examples)")
+    ap.add_argument(
+        "--sweep-examples",
+        type=int,
+        default=None,
+        help="images for the configurations after the first (default: --examples)",
+    )
     ap.add_argument("--torch-python", default=None, help="python with torch (and pythae); default: skip peers")
     ap.add_argument("--no-pythae", action="store_true")
     ap.add_argument("--plain-jax", action="store_true", help="also time the same epoch hand-written in JAX")
-    ap.add_argument("--configs", default="200x500,64x500,1024x500,200x200,200x1000",
-                    help="BATCHxHIDDEN list; the first is the reference")
+    ap.add_argument(
+        "--configs",
+        default="200x500,64x500,1024x500,200x200,200x1000",
+        help="BATCHxHIDDEN list; the first is the reference",
+    )
     args = ap.parse_args()
 
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine()}; os.getloadavg {os.getloadavg()}")
-    print(f"# jax {jax.__version__}, device {jax.devices()[0]} ({jax.devices()[0].device_kind}), "
-          f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, vaekit {vk.__version__}", flush=True)
+    print(
+        f"# jax {jax.__version__}, device {jax.devices()[0]} ({jax.devices()[0].device_kind}), "
+        f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, vaekit {vk.__version__}",
+        flush=True,
+    )
     peaks = [matmul_peak()]
     print(f"# float32 matmul peak (2048^3 in JAX, best of 10): {peaks[0]:.1f} GFLOP/s", flush=True)
     table = []
@@ -163,7 +175,9 @@ def main() -> None:
             print(f"# done: {batch}x{hidden} {name}: {took}", flush=True)
     peaks.append(matmul_peak())
     peak = max(peaks)  # the machine's limit: the best measurement of the run
-    print("\n| batch | hidden | images | framework | s/epoch | samples/s | ratio vs vaekit | GFLOP/s | fraction of peak |")
+    print(
+        "\n| batch | hidden | images | framework | s/epoch | samples/s | ratio vs vaekit | GFLOP/s | fraction of peak |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for batch, hidden, n, name, r, fpe, base in table:
         if isinstance(r, str):
@@ -171,12 +185,18 @@ def main() -> None:
             continue
         sps = r["steps"] * batch / r["seconds"]
         gf = sps * fpe / 1e9
-        print(f"| {batch} | {hidden} | {n} | {name} | {r['seconds']:.2f} | {sps:,.0f} | {base / sps:.2f}x | "
-              f"{gf:.1f} | {gf / peak:.0%} |")
-    print(f"\nmatmul peak over the run: {max(peaks):.1f} GFLOP/s (measurements: "
-          f"{', '.join(f'{p:.0f}' for p in peaks)}); fraction of peak uses the highest.")
-    print(f"FLOPs per example (matmuls, fwd+bwd): " +
-          ", ".join(f"hidden {h}: {flops_per_example(h) / 1e6:.2f} M" for h in (200, 500, 1000)))
+        print(
+            f"| {batch} | {hidden} | {n} | {name} | {r['seconds']:.2f} | {sps:,.0f} | {base / sps:.2f}x | "
+            f"{gf:.1f} | {gf / peak:.0%} |"
+        )
+    print(
+        f"\nmatmul peak over the run: {max(peaks):.1f} GFLOP/s (measurements: "
+        f"{', '.join(f'{p:.0f}' for p in peaks)}); fraction of peak uses the highest."
+    )
+    print(
+        "FLOPs per example (matmuls, fwd+bwd): "
+        + ", ".join(f"hidden {h}: {flops_per_example(h) / 1e6:.2f} M" for h in (200, 500, 1000))
+    )
     print("ratio vs vaekit = how many times faster vaekit is (vaekit samples/s / framework samples/s).")
 
 

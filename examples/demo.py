@@ -20,9 +20,7 @@ model = vk.VAE(
     decoder=vk.Bernoulli(vk.MLP(2, 64, hidden=(500,), activation=jax.nn.tanh, key=k2)),
 )
 print(f"digits: {len(x_train)} train / {len(x_test)} test examples of 64 binary pixels")
-model, history = vk.fit(
-    model, x_train, key=jax.random.key(1), epochs=30, batch_size=50, x_val=x_test, verbose=True
-)
+model, history = vk.fit(model, x_train, key=jax.random.key(1), epochs=30, batch_size=50, x_val=x_test, verbose=True)
 ll = vk.log_likelihood(model, x_test, jax.random.key(2), n_samples=5000)
 elbo = vk.elbo(model, x_test, jax.random.key(3), n_samples=10)
 print(f"test ELBO            {float(elbo.mean()):8.3f} nats per example")

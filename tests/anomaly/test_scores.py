@@ -86,10 +86,10 @@ def test_elbo_and_log_likelihood_scores(getkey):
     x = 0.3 * jax.random.normal(getkey(), (4, 3))
     key = getkey()
     want = -vk.elbo(model, x[1:2], key, n_samples=5)
-    np.testing.assert_allclose(anomaly.elbo(model, x, key, n_samples=5)[1], want[0], rtol=1e-5)
+    np.testing.assert_allclose(anomaly.negative_elbo(model, x, key, n_samples=5)[1], want[0], rtol=1e-5)
     # with many samples the IS estimate is close to -log p(x) <= -ELBO (on average)
     ll = anomaly.log_likelihood(model, x, key, n_samples=2000)
-    el = anomaly.elbo(model, x, key, n_samples=2000)
+    el = anomaly.negative_elbo(model, x, key, n_samples=2000)
     assert (ll <= el + 1e-3).all()
 
 

@@ -378,7 +378,7 @@ def test_detector_without_checksums_still_loads(detector, tmp_path):
     meta = json.loads((tmp_path / "det" / "vaekit.json").read_text())
     del meta["sha256"]  # as saved by vaekit before checksums
     (tmp_path / "det" / "vaekit.json").write_text(json.dumps(meta))
-    np.testing.assert_array_equal(vk.load(tmp_path / "det").score_samples(x), det.score_samples(x))
+    np.testing.assert_array_equal(vk.VAEDetector.load(tmp_path / "det").score_samples(x), det.score_samples(x))
 
 
 # ---- items 14, 15: clear messages --------------------------------------------------------

@@ -9,14 +9,32 @@ from typing import Any
 from ..runs import serialization as _serialization
 from .scores import (
     METHODS as METHODS,
+)
+from .scores import (
     check_method as check_method,
+)
+from .scores import (
     jacodeco as jacodeco,
+)
+from .scores import (
     latent as latent,
+)
+from .scores import (
     log_likelihood as log_likelihood,
+)
+from .scores import (
     negative_elbo as negative_elbo,
+)
+from .scores import (
     reconstruction as reconstruction,
+)
+from .scores import (
     reconstruction_mean as reconstruction_mean,
+)
+from .scores import (
     reconstruction_probability as reconstruction_probability,
+)
+from .scores import (
     score as score,
 )
 

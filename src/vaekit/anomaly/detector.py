@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,17 +25,13 @@ try:
     from sklearn.base import BaseEstimator, OutlierMixin
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError as e:  # pragma: no cover - exercised only without scikit-learn
-    raise ImportError(
-        "vaekit.VAEDetector needs scikit-learn: pip install 'vaekit[anomaly]'."
-    ) from e
+    raise ImportError("vaekit.VAEDetector needs scikit-learn: pip install 'vaekit[anomaly]'.") from e
 
-from . import scores as anomaly
-from ..core._conditionals import Gaussian
-from ..core._model import VAE
+from ..core import VAE, Gaussian, StandardNormal, elbo
 from ..nets import MLP
-from ..core._objectives import elbo
-from ..core._priors import StandardNormal
-from ..training._loop import TrainingDiverged, TrainState, default_optimizer, fit as vk_fit
+from ..training import TrainingDiverged, TrainState, default_optimizer
+from ..training import fit as vk_fit
+from . import scores as anomaly
 
 FORMAT_VERSION = 1
 SCALERS = ("robust", "standard")
@@ -80,7 +77,11 @@ def build_model(n_features: int, latent_dim: int, hidden: tuple[int, ...], key, 
     enc = MLP(n_features, 2 * latent_dim, hidden, _tanh, _identity, key=k1)
     out = {"diag": 2 * n_features, "scalar": n_features + 1}.get(variance, n_features)
     dec = MLP(latent_dim, out, hidden[::-1], _tanh, _identity, key=k2)
-    return VAE(StandardNormal(latent_dim), Gaussian(enc, "diag"), Gaussian(dec, variance, size=n_features) if variance == "shared" else Gaussian(dec, variance))
+    return VAE(
+        StandardNormal(latent_dim),
+        Gaussian(enc, "diag"),
+        Gaussian(dec, variance, size=n_features) if variance == "shared" else Gaussian(dec, variance),
+    )
 
 
 def _fit_scaler(x: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -186,7 +187,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
-        anomaly._check_method(self.method)
+        anomaly.check_method(self.method)
         c = self.contamination
         if not (isinstance(c, str) and c == "auto"):
             if isinstance(c, str) or not (isinstance(c, int | float | np.number) and 0 < c <= 0.5):
@@ -204,9 +205,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
 
     def _validate(self, X: Any, reset: bool) -> np.ndarray:
         try:
-            x = validate_data(
-                self, X, reset=reset, dtype=np.float64, ensure_min_samples=_MIN_ROWS if reset else 1
-            )
+            x = validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=_MIN_ROWS if reset else 1)
         except ValueError as e:
             msg = str(e)
             if "could not convert" in msg or "convert string" in msg:
@@ -222,8 +221,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
             if "minimum of" in msg and reset:
                 n = np.shape(X)[0] if hasattr(X, "shape") or isinstance(X, list) else "?"
                 raise ValueError(
-                    f"VAEDetector needs at least {_MIN_ROWS} training rows, got n_samples={n}. "
-                    f"({msg})"
+                    f"VAEDetector needs at least {_MIN_ROWS} training rows, got n_samples={n}. ({msg})"
                 ) from None
             raise
         return x
@@ -381,7 +379,9 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         meta = vio.read_json(meta_path)
 
         def corrupt(what: str) -> ValueError:
-            return ValueError(f"{meta_path}: {what}; the detector folder is corrupt or was edited. Fit and save the detector again.")
+            return ValueError(
+                f"{meta_path}: {what}; the detector folder is corrupt or was edited. Fit and save the detector again."
+            )
 
         if not isinstance(meta, dict):
             raise corrupt("not a JSON object")
@@ -418,8 +418,14 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         arrays = {}
         for name in ("center", "scale"):
             v = meta.get(name)
-            if not isinstance(v, list) or len(v) != d or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in v):
-                raise corrupt(f"{name!r} must hold {d} numbers (n_features_in), got {len(v) if isinstance(v, list) else type(v).__name__}")
+            if (
+                not isinstance(v, list)
+                or len(v) != d
+                or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in v)
+            ):
+                raise corrupt(
+                    f"{name!r} must hold {d} numbers (n_features_in), got {len(v) if isinstance(v, list) else type(v).__name__}"
+                )
             arrays[name] = np.asarray(v, dtype=np.float64)
             if not np.isfinite(arrays[name]).all():
                 raise corrupt(f"{name!r} has non-finite values")
@@ -434,19 +440,28 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         if not isinstance(names, list) or not names:
             raise corrupt("'models' lists no model files")
         for name in names:
-            if not isinstance(name, str) or os.path.basename(name) != name or not name.endswith(".eqx") or name.startswith("."):
+            if (
+                not isinstance(name, str)
+                or os.path.basename(name) != name
+                or not name.endswith(".eqx")
+                or name.startswith(".")
+            ):
                 raise corrupt(f"model file name {name!r} is not a plain .eqx file name")
         if len(set(names)) != len(names):
             raise corrupt("'models' names a file twice")
         n_epochs = meta.get("n_epochs")
-        if not isinstance(n_epochs, list) or len(n_epochs) != len(names) or not all(isinstance(e, int) for e in n_epochs):
+        if (
+            not isinstance(n_epochs, list)
+            or len(n_epochs) != len(names)
+            or not all(isinstance(e, int) for e in n_epochs)
+        ):
             raise corrupt(f"'n_epochs' must hold one int per model ({len(names)})")
         sums = meta.get("sha256")  # absent in detectors saved before checksums: read unchecked
         if sums is not None and (not isinstance(sums, dict) or set(sums) != set(names)):
             raise corrupt("'sha256' does not list a checksum for each model file")
         # the sizes the model files must have, from the shapes alone (nothing allocated)
         try:
-            shapes = jax.eval_shape(lambda k: build_model(d, lat, hid, k, det.variance), jax.random.key(0))
+            shapes = eqx.filter_eval_shape(build_model, d, lat, hid, jax.random.key(0), det.variance)
         except Exception as e:  # noqa: BLE001 - any failure means inconsistent fields
             raise corrupt(f"its sizes do not describe a model ({type(e).__name__})") from None
         leaves = [a for a in jax.tree.leaves(shapes) if hasattr(a, "shape")]

@@ -166,7 +166,7 @@ def _named(method: str, doc: str, name: str | None = None):
 
 negative_elbo = _named(
     "elbo",
-    "Negative ELBO averaged over ``n_samples`` latent draws (``method=\"elbo\"`` of :func:`score`).",
+    'Negative ELBO averaged over ``n_samples`` latent draws (``method="elbo"`` of :func:`score`).',
     "negative_elbo",
 )
 log_likelihood = _named("log_likelihood", "Negative importance-sampled ``log p(x)`` (``n_samples`` samples).")

@@ -17,13 +17,19 @@ from .score import plain, write_csv
 def add_parser(subparsers) -> None:
     from ..anomaly.scores import METHODS
 
-    p = subparsers.add_parser("detect", help="fit a detector on normal rows and flag anomalies in new rows", description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "detect",
+        help="fit a detector on normal rows and flag anomalies in new rows",
+        description=plain(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--train", required=True, help="CSV of normal rows (header optional)")
     p.add_argument("--input", required=True, help="CSV of rows to check (same columns)")
     p.add_argument("--output", required=True, help="CSV to write: input rows + anomaly_score, outlier")
     p.add_argument("--method", choices=METHODS, default="elbo")
     p.add_argument(
-        "--contamination", default="auto",
+        "--contamination",
+        default="auto",
         help="'auto' (1%% of training rows above the threshold) or the expected outlier fraction in (0, 0.5]",
     )
     p.add_argument("--seed", type=int, default=0)

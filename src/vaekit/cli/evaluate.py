@@ -31,7 +31,16 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def evaluate(run_dir, split: str = "test", iw_samples: int = 1000, elbo_samples: int = 10, limit=None, seed: int = 0, quiet: bool = True, write: bool = True) -> dict:
+def evaluate(
+    run_dir,
+    split: str = "test",
+    iw_samples: int = 1000,
+    elbo_samples: int = 10,
+    limit=None,
+    seed: int = 0,
+    quiet: bool = True,
+    write: bool = True,
+) -> dict:
     """Test ELBO and log-likelihood of a run; ``quiet=False`` shows a progress bar with an ETA on stderr."""
     import jax
     import jax.numpy as jnp
@@ -50,6 +59,7 @@ def evaluate(run_dir, split: str = "test", iw_samples: int = 1000, elbo_samples:
     check_data(model, x, f"the {split} split")
     k1, k2 = jax.random.split(jax.random.key(seed))
     bs = 1000
+
     def progress(what: str):
         if quiet:
             return None
@@ -72,7 +82,9 @@ def evaluate(run_dir, split: str = "test", iw_samples: int = 1000, elbo_samples:
     el = np.concatenate(parts)
     bar = progress(f"log-likelihood, {iw_samples} importance samples")
     try:
-        ll = np.asarray(log_likelihood(model, x, k2, n_samples=iw_samples, progress=bar.update if bar is not None else None))
+        ll = np.asarray(
+            log_likelihood(model, x, k2, n_samples=iw_samples, progress=bar.update if bar is not None else None)
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -93,10 +105,15 @@ def evaluate(run_dir, split: str = "test", iw_samples: int = 1000, elbo_samples:
 def run(args) -> int:
     from ..training import checkpoints as ckpt
 
-    r = evaluate(args.run, args.split, args.iw_samples, args.elbo_samples, args.limit, args.seed, quiet=args.quiet, write=False)
+    r = evaluate(
+        args.run, args.split, args.iw_samples, args.elbo_samples, args.limit, args.seed, quiet=args.quiet, write=False
+    )
     print(f"{r['split']} ({r['n']} examples)")
     print(f"  ELBO            {r['elbo']:10.3f} nats per example ({r['elbo_samples']} samples)")
-    print(f"  log-likelihood  {r['log_likelihood']:10.3f} nats per example ({r['iw_samples']} importance samples)", flush=True)
+    print(
+        f"  log-likelihood  {r['log_likelihood']:10.3f} nats per example ({r['iw_samples']} importance samples)",
+        flush=True,
+    )
     # printed first, so a failed write (read-only folder, disk full) does not lose them
     ckpt.write_json(Path(args.run) / "eval.json", r)
     print(f"written to {Path(args.run) / 'eval.json'}")

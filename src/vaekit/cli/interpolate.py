@@ -18,10 +18,13 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "interpolate",
         help="decoder means along the latent path between two rows of a split",
-        description=textwrap.fill("Encode rows I and J of a split to their posterior means and decode N points "
-        "on the path between them (straight line; great circle with --method slerp; on the "
-        "simplex for Dirichlet latents). Writes a PNG strip, a .npy array [N, features] or, "
-        "for audio runs, a .wav file.", 88),
+        description=textwrap.fill(
+            "Encode rows I and J of a split to their posterior means and decode N points "
+            "on the path between them (straight line; great circle with --method slerp; on the "
+            "simplex for Dirichlet latents). Writes a PNG strip, a .npy array [N, features] or, "
+            "for audio runs, a .wav file.",
+            88,
+        ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -30,7 +33,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--split", default="test", help="data split (default test)")
     p.add_argument("-n", type=int, default=10, help="points on the path, endpoints included (default 10)")
     p.add_argument("--method", choices=("linear", "slerp"), default="linear")
-    p.add_argument("--output", "-o", metavar="FILE.png|FILE.npy|FILE.wav", help="default RUN/plots/interpolation-I-J.png")
+    p.add_argument(
+        "--output", "-o", metavar="FILE.png|FILE.npy|FILE.wav", help="default RUN/plots/interpolation-I-J.png"
+    )
     p.set_defaults(func=run)
 
 
@@ -52,7 +57,9 @@ def run(args) -> int:
     def rows(n, labels):
         for r in (i, j):
             if not 0 <= r < n:
-                raise ValueError(f"--rows {i} {j}: row {r} is out of range; the {args.split} split has {n} rows (0..{n - 1}).")
+                raise ValueError(
+                    f"--rows {i} {j}: row {r} is out of range; the {args.split} split has {n} rows (0..{n - 1})."
+                )
         return np.array([i, j])
 
     ends = load_split(cfg, pre, args.split, rows=rows)
@@ -68,5 +75,8 @@ def run(args) -> int:
     else:
         note = write_values(means, out, cfg, cols=args.n, titles=titles)
     labels = "" if ends.y is None else f" (labels {ends.y[0]} and {ends.y[1]})"
-    print(f"{args.n} points between {args.split} rows {i} and {j}{labels} written to {out}" + (f" ({note})" if note else ""))
+    print(
+        f"{args.n} points between {args.split} rows {i} and {j}{labels} written to {out}"
+        + (f" ({note})" if note else "")
+    )
     return 0

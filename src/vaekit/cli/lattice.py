@@ -17,14 +17,19 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "lattice",
         help="decoder means on a SIZE x SIZE grid of a 2-D latent space (PNG)",
-        description=textwrap.fill("Decode a SIZE x SIZE lattice of 2-D latent points: z in [-R, R]^2 with "
-        "--range R, else the standard normal's quantiles at (i + 1/2)/SIZE. Images are tiled; "
-        "other data are drawn as small line plots (at most 10 x 10).", 88),
+        description=textwrap.fill(
+            "Decode a SIZE x SIZE lattice of 2-D latent points: z in [-R, R]^2 with "
+            "--range R, else the standard normal's quantiles at (i + 1/2)/SIZE. Images are tiled; "
+            "other data are drawn as small line plots (at most 10 x 10).",
+            88,
+        ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run", metavar="RUN")
-    p.add_argument("--range", dest="span", type=float, metavar="R", help="cover z in [-R, R]^2 (default: prior quantiles)")
+    p.add_argument(
+        "--range", dest="span", type=float, metavar="R", help="cover z in [-R, R]^2 (default: prior quantiles)"
+    )
     p.add_argument("--size", type=int, default=50, help="points per axis (default 50)")
     p.add_argument("--output", "-o", metavar="FILE.png", help="default RUN/plots/lattice-SIZE[-rR].png")
     p.set_defaults(func=run)
@@ -47,6 +52,8 @@ def run(args) -> int:
     out.parent.mkdir(exist_ok=True)
     inv = display_inverse(pre)
     lattice(model, out, image_shape=image_shape, inverse=inv, size=args.size, span=args.span)
-    where = f"z in [{-args.span:g}, {args.span:g}]^2" if args.span is not None else "z at the standard normal's quantiles"
+    where = (
+        f"z in [{-args.span:g}, {args.span:g}]^2" if args.span is not None else "z at the standard normal's quantiles"
+    )
     print(f"{size} x {size} lattice of decoder means ({where}) written to {out}")
     return 0

@@ -51,7 +51,11 @@ def run(args) -> int:
     if pre is not None:
         mean = pre.inverse_transform(mean)
     n = len(x)
-    shown = np.asarray(xm, np.float32).reshape(n, -1) if pre is None or pre.kind in ("binarize", "dynamic") else x.reshape(n, -1)
+    shown = (
+        np.asarray(xm, np.float32).reshape(n, -1)
+        if pre is None or pre.kind in ("binarize", "dynamic")
+        else x.reshape(n, -1)
+    )
     if out.suffix.lower() in (".npy", ".wav"):
         note = write_values(mean, out, cfg, cols=n)
     elif audio_rate_of(cfg) is not None:  # waveforms: input with the reconstruction over it

@@ -19,20 +19,27 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "sample",
         help="decode draws from the prior into a PNG, .npy or (audio) .wav file",
-        description=textwrap.fill("Draw z from the prior and decode: -n samples to --output, or with --grid "
-        "ROWSxCOLS the prior-samples grid of the report (each row one z: its decoder mean, "
-        "then COLS-1 samples of p(x|z)).", 88),
+        description=textwrap.fill(
+            "Draw z from the prior and decode: -n samples to --output, or with --grid "
+            "ROWSxCOLS the prior-samples grid of the report (each row one z: its decoder mean, "
+            "then COLS-1 samples of p(x|z)).",
+            88,
+        ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run", metavar="RUN")
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument(
-        "--output", "-o", metavar="FILE.png|FILE.npy|FILE.wav",
+        "--output",
+        "-o",
+        metavar="FILE.png|FILE.npy|FILE.wav",
         help="output file (required without --grid; with --grid default RUN/plots/samples-grid-RxC.png)",
     )
     p.add_argument("--grid", metavar="ROWSxCOLS", help="the prior-samples grid, e.g. 10x4")
-    p.add_argument("--kind", choices=("mean", "sample"), default="mean", help="decoder mean (default) or a draw from p(x|z)")
+    p.add_argument(
+        "--kind", choices=("mean", "sample"), default="mean", help="decoder mean (default) or a draw from p(x|z)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -87,7 +94,9 @@ def check_wav(run) -> None:
 
     path = Path(run) / "config.json"
     if path.is_file() and audio_rate_of(read_json(path)) is None:
-        raise ValueError("WAV output needs an audio run (trained on a folder of WAV files). Use --output FILE.npy or .png.")
+        raise ValueError(
+            "WAV output needs an audio run (trained on a folder of WAV files). Use --output FILE.npy or .png."
+        )
 
 
 def write_values(values, out: Path, cfg: dict, *, cols: int, titles=None, overlay=None) -> str:
@@ -109,12 +118,20 @@ def write_values(values, out: Path, cfg: dict, *, cols: int, titles=None, overla
         return ""
     if suffix == ".wav":
         if rate is None:
-            raise ValueError("WAV output needs an audio run (trained on a folder of WAV files). Use --output FILE.npy or .png.")
+            raise ValueError(
+                "WAV output needs an audio run (trained on a folder of WAV files). Use --output FILE.npy or .png."
+            )
         clipped = datasets.write_wav(out, values, rate, gap=0.05)
         note = f"{len(values)} frames of {values.shape[1]} samples at {rate} Hz, 50 ms of silence between them"
         return note + (f"; {clipped} samples outside [-1, 1] were clipped" if clipped else "")
     if rate is not None:
-        waveforms(values, out, overlay=overlay, titles=titles, labels=("input", "reconstruction (mean)") if overlay is not None else ("", ""))
+        waveforms(
+            values,
+            out,
+            overlay=overlay,
+            titles=titles,
+            labels=("input", "reconstruction (mean)") if overlay is not None else ("", ""),
+        )
         return f"waveforms of the first {min(len(values), 12)}" if len(values) > 12 else ""
     image_grid(values, out, image_shape_of(cfg), cols=cols)
     return ""
@@ -141,7 +158,9 @@ def run(args) -> int:
     if args.grid:
         return run_grid(args)
     if args.output is None:
-        raise ValueError("--output is required (FILE.png, FILE.npy, or FILE.wav for audio runs), unless --grid is given.")
+        raise ValueError(
+            "--output is required (FILE.png, FILE.npy, or FILE.wav for audio runs), unless --grid is given."
+        )
     if args.n < 1:
         raise ValueError(f"-n must be a positive int, got {args.n}.")
     out = check_output(args.output)
@@ -171,7 +190,17 @@ def run_grid(args) -> int:
     model, pre, cfg = load_run(run_dir)
     out.parent.mkdir(exist_ok=True)
     inv = display_inverse(pre)
-    prior_samples(model, jax.random.key(args.seed), out, image_shape=image_shape_of(cfg), inverse=inv, rows=rows, cols=cols,
-                  audio=audio_rate_of(cfg) is not None)
-    print(f"{rows}x{cols} grid of prior samples (each row one z: decoder mean, then {cols - 1} samples) written to {out}")
+    prior_samples(
+        model,
+        jax.random.key(args.seed),
+        out,
+        image_shape=image_shape_of(cfg),
+        inverse=inv,
+        rows=rows,
+        cols=cols,
+        audio=audio_rate_of(cfg) is not None,
+    )
+    print(
+        f"{rows}x{cols} grid of prior samples (each row one z: decoder mean, then {cols - 1} samples) written to {out}"
+    )
     return 0

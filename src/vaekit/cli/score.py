@@ -68,7 +68,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "score",
         help="anomaly scores of new rows under a saved detector or trained model",
-        description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=plain(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run", metavar="RUN", help="saved detector folder or training-run folder")
     p.add_argument("--input", required=True, help="CSV file (header optional) or .npy of rows to score")

@@ -88,23 +88,36 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", metavar="FILE.toml", help="TOML configuration; flags override it")
-    p.add_argument("--data", metavar="NAME|PATH", help="digits, iris, mnist, fashion-mnist, binarized-mnist, or a file/folder")
+    p.add_argument(
+        "--data", metavar="NAME|PATH", help="digits, iris, mnist, fashion-mnist, binarized-mnist, or a file/folder"
+    )
     p.add_argument(
         "--likelihood",
         help="decoder family: auto (chosen from the data; default), bernoulli, continuous-bernoulli, beta, gaussian, laplace, studentt",
     )
     p.add_argument("--latent-dim", type=int)
-    p.add_argument("--hidden", help="the model's widths, e.g. 500 or 256,128: MLP layer widths, or conv channels for conv_vae (defaults below)")
+    p.add_argument(
+        "--hidden",
+        help="the model's widths, e.g. 500 or 256,128: MLP layer widths, or conv channels for conv_vae (defaults below)",
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="examples per step (default 100, or the training rows if fewer)")
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--lr-schedule", help="constant (default), cosine (to 0), exponential (to lr/10) or linear (to 0)")
-    p.add_argument("--lr-warmup-epochs", type=int, metavar="N", help="raise the learning rate linearly from 0 over N epochs first")
-    p.add_argument("--clip-norm", type=float, metavar="FLOAT", help="global gradient-norm clipping (default 100; 0: off)")
+    p.add_argument(
+        "--lr-warmup-epochs", type=int, metavar="N", help="raise the learning rate linearly from 0 over N epochs first"
+    )
+    p.add_argument(
+        "--clip-norm", type=float, metavar="FLOAT", help="global gradient-norm clipping (default 100; 0: off)"
+    )
     p.add_argument("--adam-betas", metavar="B1,B2", help="Adam's betas (default 0.9,0.999)")
     p.add_argument("--weight-decay", type=float, metavar="FLOAT", help="decoupled weight decay, AdamW (default 0)")
     p.add_argument(
-        "--no-skip-nonfinite", dest="skip_nonfinite", action="store_const", const=False, default=None,
+        "--no-skip-nonfinite",
+        dest="skip_nonfinite",
+        action="store_const",
+        const=False,
+        default=None,
         help="apply updates whose gradient has a NaN/inf (by default they are skipped)",
     )
     p.add_argument("--beta", type=float, help="KL weight")
@@ -113,21 +126,31 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", help="preset name (default vae)")
     p.add_argument("--latent", help="latent family, for presets that take one")
     p.add_argument("--prior", help="prior, for presets that take one")
-    p.add_argument("--preprocessing", help="auto (chosen from the data; default), none, standardize, minmax, binarize, dynamic, scale, clip")
+    p.add_argument(
+        "--preprocessing",
+        help="auto (chosen from the data; default), none, standardize, minmax, binarize, dynamic, scale, clip",
+    )
     p.add_argument("--label-column", help="label column of a CSV/Parquet file")
     p.add_argument("--limit", type=int, help="use only the first N training examples")
     p.add_argument("--val-fraction", type=float, help="fraction of the training split held out for validation")
     p.add_argument("--patience", type=int, help="early stopping patience in epochs (0: off)")
     p.add_argument("--checkpoint-every", type=int, metavar="N", help="checkpoint every N epochs")
-    p.add_argument("--keep-checkpoints", type=int, metavar="K", help="keep the newest K checkpoints (0: all; default 3)")
+    p.add_argument(
+        "--keep-checkpoints", type=int, metavar="K", help="keep the newest K checkpoints (0: all; default 3)"
+    )
     p.add_argument("--n-samples", type=int, help="latent samples per example in the objective")
     p.add_argument("--devices", help="data-parallel training: 'all' or a device count (default: one device)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default runs/<data>-<time>)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", metavar="RUN", help="continue this run from its newest checkpoint")
-    g.add_argument("--overwrite", action="store_true", help="replace the run in --out (only a vaekit run; only the files vaekit wrote)")
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out (only a vaekit run; only the files vaekit wrote)",
+    )
     p.add_argument(
-        "--allow-data-change", action="store_true",
+        "--allow-data-change",
+        action="store_true",
         help="with --resume: continue even though the training data changed since the run started",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -144,7 +167,14 @@ def run(args) -> int:
         if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
             raise CLIError("--out and --resume name different folders; a resumed run stays in its folder.")
         out = Path(args.resume)
-        train({}, out, resume=True, quiet=args.quiet, explicit={**file_cfg, **explicit}, allow_data_change=args.allow_data_change)
+        train(
+            {},
+            out,
+            resume=True,
+            quiet=args.quiet,
+            explicit={**file_cfg, **explicit},
+            allow_data_change=args.allow_data_change,
+        )
     else:
         if args.allow_data_change:
             raise CLIError("--allow-data-change applies only with --resume.")

@@ -62,9 +62,7 @@ def check_data(model: AbstractVAE, x: Any, name: str = "x", support: bool = True
     try:
         eqx.filter_eval_shape(lambda m, v: jnp.zeros(m.posterior(v).event_shape), model, jnp.zeros((1, *a.shape[1:])))
     except Exception as e:
-        raise ValueError(
-            f"The encoder cannot take {name} with examples of shape {a.shape[1:]}: {e}"
-        ) from None
+        raise ValueError(f"The encoder cannot take {name} with examples of shape {a.shape[1:]}: {e}") from None
     ok = np.asarray(model.decoder.support_check(jnp.asarray(a, jnp.float32))) if support else np.ones(1, bool)
     if not ok.all():
         raise ValueError(
@@ -101,7 +99,6 @@ def check_batch_size(batch_size: Any, n: int, name: str = "x_train") -> int:
     batch_size = positive_int(batch_size, "batch_size")
     if batch_size > n:
         raise ValueError(
-            f"batch_size={batch_size} is larger than {name}, which has {n} examples. "
-            f"Use batch_size <= {n}."
+            f"batch_size={batch_size} is larger than {name}, which has {n} examples. Use batch_size <= {n}."
         )
     return int(batch_size)

@@ -76,10 +76,7 @@ def _out_size(net: Any, size: int | None, name: str) -> int:
     s = getattr(net, "out_size", None)
     if isinstance(s, int):
         return s
-    raise ValueError(
-        f"{name} cannot tell the data size from this network; pass size=<number of "
-        "data dimensions>."
-    )
+    raise ValueError(f"{name} cannot tell the data size from this network; pass size=<number of data dimensions>.")
 
 
 def event_dims(p: Array, batch_ndim: int, base_event: int = 0) -> int:
@@ -253,9 +250,7 @@ class AbstractLocScale(AbstractFamily):
             scale = jnp.broadcast_to(positive(raw, self.scale_fn, self.min_scale), loc.shape)
         elif self.variance == "shared":
             loc = out
-            scale = jnp.broadcast_to(
-                positive(value(self.raw_scale), self.scale_fn, self.min_scale), loc.shape
-            )
+            scale = jnp.broadcast_to(positive(value(self.raw_scale), self.scale_fn, self.min_scale), loc.shape)
         else:  # fixed
             loc = out
             scale = jnp.broadcast_to(value(self.raw_scale), loc.shape)
@@ -290,10 +285,7 @@ def _init_loc_scale(self, net, variance, scale, size, min_scale, scale_fn, init_
         self.raw_scale = jnp.full((d,), r, dtype=jnp.float32)
     else:
         if scale is not None:
-            raise ValueError(
-                f'{name}: scale= is only used with variance="fixed"; got '
-                f"variance={variance!r}."
-            )
+            raise ValueError(f'{name}: scale= is only used with variance="fixed"; got variance={variance!r}.')
         self.raw_scale = None
 
 
@@ -614,7 +606,11 @@ class ContinuousBernoulliLogits(nd.Distribution):
         # large |eta|: exp(eta (y - 1)) style forms avoid overflow
         ratio = jnp.where(
             big,
-            jnp.where(e > 0, jnp.exp(e * (value - 1.0)) * -jnp.expm1(-e * value) / -jnp.expm1(-e), jnp.expm1(e * value) / jnp.expm1(e)),
+            jnp.where(
+                e > 0,
+                jnp.exp(e * (value - 1.0)) * -jnp.expm1(-e * value) / -jnp.expm1(-e),
+                jnp.expm1(e * value) / jnp.expm1(e),
+            ),
             jnp.expm1(jnp.clip(e, -10.0, 10.0) * value) / jnp.expm1(jnp.clip(e, -10.0, 10.0)),
         )
         return jnp.where(small, value, ratio)

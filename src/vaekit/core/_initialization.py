@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from ._fixed import Fixed
 from ._conditionals import AbstractLocScale, Bernoulli
+from ._fixed import Fixed
 from ._model import AbstractVAE
 
 
@@ -59,8 +59,7 @@ def init_output_bias(model: AbstractVAE, x: ArrayLike, *, eps: float = 1e-3) -> 
         loc_part, size = mean, {"diag": 2 * d, "scalar": d + 1}.get(dec.variance, d)
     else:
         raise TypeError(
-            "init_output_bias supports Bernoulli, Gaussian, Laplace and StudentT decoders, "
-            f"got {type(dec).__name__}."
+            f"init_output_bias supports Bernoulli, Gaussian, Laplace and StudentT decoders, got {type(dec).__name__}."
         )
     if bias.shape != (size,):
         raise ValueError(

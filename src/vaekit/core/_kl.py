@@ -36,9 +36,9 @@ def _kl_laplace(p, q):
 @_registry.register(nd.BernoulliLogits, nd.BernoulliLogits)
 def _kl_bernoulli(p, q):
     lp, lq = p.logits, q.logits
-    return jax.nn.sigmoid(lp) * (jax.nn.log_sigmoid(lp) - jax.nn.log_sigmoid(lq)) + jax.nn.sigmoid(
-        -lp
-    ) * (jax.nn.log_sigmoid(-lp) - jax.nn.log_sigmoid(-lq))
+    return jax.nn.sigmoid(lp) * (jax.nn.log_sigmoid(lp) - jax.nn.log_sigmoid(lq)) + jax.nn.sigmoid(-lp) * (
+        jax.nn.log_sigmoid(-lp) - jax.nn.log_sigmoid(-lq)
+    )
 
 
 def _kl_logits(lp, lq):

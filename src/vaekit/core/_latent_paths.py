@@ -79,7 +79,9 @@ def _slerp(z0: Array, z1: Array, t: Array) -> Array:
     return jnp.where(so > 1e-6, arc, lin)
 
 
-def interpolate(model: AbstractVAE, x_from: ArrayLike, x_to: ArrayLike, n: int = 10, *, method: str = "linear") -> LatentPath:
+def interpolate(
+    model: AbstractVAE, x_from: ArrayLike, x_to: ArrayLike, n: int = 10, *, method: str = "linear"
+) -> LatentPath:
     """Decoder means along the latent path between the posterior means of two examples.
 
     :param x_from: one example ``[*data]``; the path starts at its posterior mean.
@@ -93,7 +95,9 @@ def interpolate(model: AbstractVAE, x_from: ArrayLike, x_to: ArrayLike, n: int =
     int_at_least(n, 2, "n")
     one_of(method, METHODS, "method")
     if method == "slerp" and on_simplex(model):
-        raise ValueError("method='slerp' leaves the simplex; Dirichlet latents use method='linear' (it stays on the simplex).")
+        raise ValueError(
+            "method='slerp' leaves the simplex; Dirichlet latents use method='linear' (it stays on the simplex)."
+        )
     a, b = _one(model, x_from, "x_from"), _one(model, x_to, "x_to")
     return _interpolate(model, a, b, n, method)
 

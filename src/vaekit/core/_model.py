@@ -12,8 +12,8 @@ import numpyro.distributions as nd
 from jax.typing import ArrayLike
 from jaxtyping import Array, PRNGKeyArray
 
-from ._fixed import resolve
 from ._conditionals import Conditional
+from ._fixed import resolve
 from ._priors import Prior
 
 

@@ -181,9 +181,7 @@ def log_weights(model: AbstractVAE, x: Array, key: PRNGKeyArray, k: int, estimat
     return logw, logq
 
 
-def iwae_bound(
-    model: AbstractVAE, x: ArrayLike, key: PRNGKeyArray, *, k: int, estimator: str = "auto"
-) -> Array:
+def iwae_bound(model: AbstractVAE, x: ArrayLike, key: PRNGKeyArray, *, k: int, estimator: str = "auto") -> Array:
     """Importance-weighted bound ``E[log (1/k) sum_i p(x, z_i) / q(z_i|x)]`` (Burda et al. 2015).
 
     ``k = 1`` is the ELBO with a Monte Carlo KL. Non-decreasing in ``k`` and at most

@@ -48,7 +48,8 @@ class DiagonalNormalMixture(nd.MixtureSameFamily):
         if loc.ndim != 2:
             raise ValueError(f"DiagonalNormalMixture needs loc [K, D], got shape {loc.shape}.")
         super().__init__(
-            nd.CategoricalLogits(jnp.asarray(logits)), nd.Normal(loc, scale).to_event(1),
+            nd.CategoricalLogits(jnp.asarray(logits)),
+            nd.Normal(loc, scale).to_event(1),
             validate_args=validate_args,
         )
 
@@ -73,8 +74,7 @@ class DiagonalNormalMixture(nd.MixtureSameFamily):
         _, top = jax.lax.top_k(jax.lax.stop_gradient(approx), t)  # [N, T]
         zf = z.reshape(-1, d)
         exact = (
-            -0.5 * jnp.sum(jnp.square((zf[:, None, :] - loc[top]) / scale[top]), -1)
-            + log_norm[top] + log_w[top]
+            -0.5 * jnp.sum(jnp.square((zf[:, None, :] - loc[top]) / scale[top]), -1) + log_norm[top] + log_w[top]
         )  # [N, T]
         chosen = jnp.any(top[:, :, None] == jnp.arange(loc.shape[0]), 1)  # [N, K]
         rest = jnp.where(chosen, -jnp.inf, approx)

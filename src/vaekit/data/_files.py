@@ -116,9 +116,7 @@ def read_table(path: str | Path, label_column: str | None = None) -> tuple[np.nd
         names, rows = read_csv(path, header=True)
         columns = {h: [r[j] for r in rows] for j, h in enumerate(names or [])}
     if label_column is not None and label_column not in columns:
-        raise ValueError(
-            f"{path}: label column {label_column!r} not found. Columns: {', '.join(columns)}."
-        )
+        raise ValueError(f"{path}: label column {label_column!r} not found. Columns: {', '.join(columns)}.")
     y = None
     if label_column is not None:
         y = _numeric_or_labels(columns.pop(label_column))
@@ -151,7 +149,10 @@ def read_numeric(path: str | Path) -> tuple[list[str] | None, np.ndarray]:
     names, rows = read_csv(path, header="auto")
     width = len(rows[0])
     hint = "Encode or drop non-numeric columns first."
-    cols = [_numeric_column(path, names[j] if names else j + 1, [r[j] for r in rows], hint, first_line=2 if names else 1) for j in range(width)]
+    cols = [
+        _numeric_column(path, names[j] if names else j + 1, [r[j] for r in rows], hint, first_line=2 if names else 1)
+        for j in range(width)
+    ]
     return names, np.stack(cols, axis=1)
 
 

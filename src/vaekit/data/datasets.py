@@ -26,15 +26,15 @@ that reads examples from disk on demand.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from .._validate import positive_int
 from ..training import ArrayLike, ArraySource, Source
-from ._fetch import ChecksumError, base_urls, cache_dir, fetch, find, md5sum
+from ._fetch import ChecksumError, base_urls, cache_dir, fetch, find
 from ._files import read_idx, read_mat, read_npz, read_table, xy_from_arrays
 from ._folders import AudioFolder, ImageFolder, write_wav
 
@@ -148,7 +148,9 @@ def load(name_or_path: str | os.PathLike, split: str = "train", *, limit: int | 
                     f"Unknown dataset {key!r}. Known names: {', '.join(NAMES)}; or pass the path "
                     "of a .npz/.mat/.npy/.csv/.parquet file or an image/audio folder."
                 )
-            raise FileNotFoundError(f"Data path {path} does not exist. Check the path (or use a known name: {', '.join(NAMES)}).")
+            raise FileNotFoundError(
+                f"Data path {path} does not exist. Check the path (or use a known name: {', '.join(NAMES)})."
+            )
         _check_split(str(path), split, ("train", "test", "all"))
         ds = _split(_load_path(path, **options), split)
     if limit is not None:
@@ -198,7 +200,9 @@ def _digits(split: str) -> Dataset:
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    ds = Dataset((d.data / 16.0).astype(np.float32), d.target, "digits", {"image_shape": (8, 8), "classes": list(range(10))})
+    ds = Dataset(
+        (d.data / 16.0).astype(np.float32), d.target, "digits", {"image_shape": (8, 8), "classes": list(range(10))}
+    )
     return _split(ds, split)
 
 
@@ -222,7 +226,12 @@ def _idx_loader(name: str):
                 "form an image set with one label per image; the files are corrupt or swapped."
             )
         x = images.reshape(len(images), -1).astype(np.float32) / 255.0
-        meta = {"image_shape": tuple(images.shape[1:]), "classes": list(range(10)), "split": split, "files": [str(p) for p in paths]}
+        meta = {
+            "image_shape": tuple(images.shape[1:]),
+            "classes": list(range(10)),
+            "split": split,
+            "files": [str(p) for p in paths],
+        }
         return Dataset(x, labels.astype(np.int64), name, meta)
 
     return load_idx
@@ -266,7 +275,9 @@ def _convert_amat(name: str, split: str, urls: list[str]) -> Path:
         x = np.loadtxt(amat, dtype=np.uint8)
     except ValueError as e:
         amat.unlink()
-        raise ValueError(f"{name}: the downloaded {amat.name} is not a 0/1 text matrix ({e}); it was removed.") from None
+        raise ValueError(
+            f"{name}: the downloaded {amat.name} is not a 0/1 text matrix ({e}); it was removed."
+        ) from None
     if x.ndim != 2 or x.shape[1] != 784 or x.max() > 1:
         amat.unlink()
         raise ValueError(f"{name}: {amat.name} has shape {x.shape} (expected [n, 784] of 0/1); it was removed.")

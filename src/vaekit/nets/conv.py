@@ -93,14 +93,18 @@ class _Encoder(eqx.Module):
         self.activation = activation
         self.in_shape, self.spatial, self.out_size = in_shape, spatial, out_size
         size = math.prod(
-            jax.eval_shape(lambda x: _features(self.convs, self.blocks, activation, spatial, x), jnp.zeros(in_shape)).shape
+            jax.eval_shape(
+                lambda x: _features(self.convs, self.blocks, activation, spatial, x), jnp.zeros(in_shape)
+            ).shape
         )
         self.head = eqx.nn.Linear(size, out_size, key=keys[-1])
 
     def __call__(self, x: Array) -> Array:
         net = resolve(self)
         if tuple(x.shape) != self.in_shape:
-            raise ValueError(f"{type(self).__name__} expects one example of shape {self.in_shape}, got {tuple(x.shape)}.")
+            raise ValueError(
+                f"{type(self).__name__} expects one example of shape {self.in_shape}, got {tuple(x.shape)}."
+            )
         return net.head(_features(net.convs, net.blocks, net.activation, net.spatial, x))
 
 
@@ -130,13 +134,22 @@ class _Decoder(eqx.Module):
         deconvs, blocks = [], []
         widths = (*channels, channels[-1])
         for i in range(n):
-            deconvs.append(eqx.nn.ConvTranspose(spatial, widths[i], widths[i + 1], 4, stride=2, padding=1, key=keys[2 * i + 1]))
+            deconvs.append(
+                eqx.nn.ConvTranspose(spatial, widths[i], widths[i + 1], 4, stride=2, padding=1, key=keys[2 * i + 1])
+            )
             bk = jax.random.split(keys[2 * i + 2], max(res_blocks, 1))
-            blocks.append(tuple(ResBlock(widths[i + 1], spatial, key=k, activation=activation) for k in bk[:res_blocks]))
+            blocks.append(
+                tuple(ResBlock(widths[i + 1], spatial, key=k, activation=activation) for k in bk[:res_blocks])
+            )
         self.deconvs, self.blocks = tuple(deconvs), tuple(blocks)
         self.out_conv = eqx.nn.Conv(spatial, widths[-1], c_out * params_per_value, 3, padding=1, key=keys[-1])
         self.activation = activation
-        self.out_shape, self.spatial, self.params_per_value, self.in_size = out_shape, spatial, params_per_value, in_size
+        self.out_shape, self.spatial, self.params_per_value, self.in_size = (
+            out_shape,
+            spatial,
+            params_per_value,
+            in_size,
+        )
 
     def __call__(self, z: Array) -> Array:
         net = resolve(self)
@@ -191,7 +204,16 @@ class ConvDecoder(_Decoder):
         activation: Callable[[Array], Array] = jax.nn.relu,
         key: PRNGKeyArray,
     ):
-        self._init(2, in_size, _check_shape(out_shape, (2, 3), "ConvDecoder"), channels, res_blocks, activation, params_per_value, key)
+        self._init(
+            2,
+            in_size,
+            _check_shape(out_shape, (2, 3), "ConvDecoder"),
+            channels,
+            res_blocks,
+            activation,
+            params_per_value,
+            key,
+        )
 
 
 class Conv1dEncoder(_Encoder):
@@ -224,7 +246,16 @@ class Conv1dDecoder(_Decoder):
         activation: Callable[[Array], Array] = jax.nn.relu,
         key: PRNGKeyArray,
     ):
-        self._init(1, in_size, _check_shape(out_shape, (1, 2), "Conv1dDecoder"), channels, res_blocks, activation, params_per_value, key)
+        self._init(
+            1,
+            in_size,
+            _check_shape(out_shape, (1, 2), "Conv1dDecoder"),
+            channels,
+            res_blocks,
+            activation,
+            params_per_value,
+            key,
+        )
 
 
 class Unflatten(eqx.Module):

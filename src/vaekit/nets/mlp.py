@@ -50,7 +50,9 @@ def widths(hidden: int | Sequence[int], name: str = "hidden") -> tuple[int, ...]
     try:
         out = tuple(int(h) for h in hidden)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an int or a sequence of ints, e.g. 500 or (256, 128); got {hidden!r}.") from None
+        raise TypeError(
+            f"{name} must be an int or a sequence of ints, e.g. 500 or (256, 128); got {hidden!r}."
+        ) from None
     if any(h <= 0 for h in out):
         raise ValueError(f"MLP {name} widths must be positive, got {out}.")
     return out
@@ -92,9 +94,7 @@ class MLP(eqx.Module):
         activation = activation_fn(activation)
         sizes = (in_size, *hidden, out_size)
         keys = jax.random.split(key, len(sizes) - 1)
-        self.layers = tuple(
-            eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys)
-        )
+        self.layers = tuple(eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys))
         self.activation = activation
         self.final_activation = final_activation
         self.in_size = in_size

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -230,7 +231,9 @@ class _Run:
     def epoch(self, model, opt_state, x, key, step):
         """One epoch: ``(model, opt_state, step, losses, finite)``."""
         if isinstance(x, Source):
-            model, opt_state, step, losses = _stream_epoch(self.trainer, model, opt_state, x, key, step, self.place, self.streaming)
+            model, opt_state, step, losses = _stream_epoch(
+                self.trainer, model, opt_state, x, key, step, self.place, self.streaming
+            )
             return model, opt_state, step, losses, _all_finite(model)
         return self.parts.run(self.trainer, model, opt_state, x, self.rep(key), step)
 
@@ -285,7 +288,9 @@ def _train_loop(run: _Run, model, x, key, epochs: int, resume: TrainState | None
     try:
         for epoch in range(start, epochs):
             t0 = time.perf_counter()
-            model, opt_state, step, losses, finite = run.epoch(model, opt_state, x, jax.random.fold_in(train_key, epoch), step)
+            model, opt_state, step, losses, finite = run.epoch(
+                model, opt_state, x, jax.random.fold_in(train_key, epoch), step
+            )
             after, finite = jax.device_get((_skip_counters(opt_state), finite))  # one transfer
             after = sum(int(a) for a in after) if after else None
             n_steps = int(losses.shape[0])
@@ -297,7 +302,11 @@ def _train_loop(run: _Run, model, x, key, epochs: int, resume: TrainState | None
                 raise TrainingDiverged(
                     f"training diverged in epoch {epoch + 1}: {what} ({skipped} of {n_steps} steps "
                     "non-finite). Lower the learning rate or check the scale of the data.",
-                    epoch=epoch + 1, state=good, skipped=skipped, steps=n_steps, reason=what,
+                    epoch=epoch + 1,
+                    state=good,
+                    skipped=skipped,
+                    steps=n_steps,
+                    reason=what,
                 )
             history["train_loss"].append(float(jnp.mean(losses)))
             if val is not None:
@@ -398,7 +407,9 @@ class _EpochParts:
             k = self._size(n_batches - i)
             lo, hi = self._bounds(i, i + k)
             t0 = time.perf_counter()
-            model, opt_state, step, losses, finite = trainer.train_epoch_part(model, opt_state, x, key, step, losses, lo, hi)
+            model, opt_state, step, losses, finite = trainer.train_epoch_part(
+                model, opt_state, x, key, step, losses, lo, hi
+            )
             jax.block_until_ready(step)
             dt = time.perf_counter() - t0
             if self.calls > 0 and (dt > 0.05 or self.rate is not None):
@@ -467,7 +478,9 @@ def _resume_from(saver, model, opt_state_like, key) -> TrainState | None:
             theirs = checkpoints.read_checkpoint_header(path).get("fit")
         except (ValueError, OSError):
             continue  # a damaged file: latest() reports it
-        diff = [k for k in ("model", "key", "batch_size", "data") if theirs is not None and mine.get(k) != theirs.get(k)]
+        diff = [
+            k for k in ("model", "key", "batch_size", "data") if theirs is not None and mine.get(k) != theirs.get(k)
+        ]
         if diff:
             names = {"model": "initial model", "key": "key", "batch_size": "batch size", "data": "training data"}
             raise ValueError(
@@ -519,9 +532,7 @@ def _stream_epoch(trainer: Trainer, model, opt_state, source: Source, key, step,
     with Prefetcher(load, range(0, n_batches, c), streaming.prefetch) as chunks:
         for start, n_valid, xc in chunks:
             offset, valid = rep((np.asarray(start, np.int32), np.asarray(n_valid, np.int32)))
-            model, opt_state, step, chunk_losses = trainer.train_chunk(
-                model, opt_state, xc, key, step, offset, valid
-            )
+            model, opt_state, step, chunk_losses = trainer.train_chunk(model, opt_state, xc, key, step, offset, valid)
             losses.append((n_valid, chunk_losses))
     return model, opt_state, step, np.concatenate([np.asarray(v)[:k] for k, v in losses])
 

@@ -127,5 +127,3 @@ def cached(fn: Callable[..., Any], *args: Any) -> Any:
         return _cached_call(fn, *args)
     except TypeError:  # unhashable argument
         return fn(*args)
-
-

@@ -16,6 +16,7 @@ import equinox as eqx
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import Array
 
 from .._validate import positive_int
 from ._prefetch import Prefetcher
@@ -156,7 +157,7 @@ def map_batches(
             for b in range(-(-size // bs)):
                 keep = min(bs, size - b * bs)
                 out = jfn(xc[b])
-                outs.append(jax.tree.map(lambda a: np.asarray(a)[:keep], out))
+                outs.append(jax.tree.map(lambda a, keep=keep: np.asarray(a)[:keep], out))
     return jax.tree.map(lambda *a: np.concatenate(a), *outs)
 
 

@@ -113,7 +113,9 @@ class Trainer(eqx.Module):
             d, o = jax.lax.with_sharding_constraint((d, o), rep)
         return (d, o, s + 1), value
 
-    def _epoch_steps(self, model: AbstractVAE, opt_state, x: Array, key: PRNGKeyArray, step: Array, losses: Array, start, stop):
+    def _epoch_steps(
+        self, model: AbstractVAE, opt_state, x: Array, key: PRNGKeyArray, step: Array, losses: Array, start, stop
+    ):
         """Steps ``start .. stop - 1`` of the epoch with key ``key`` (a ``fori_loop``)."""
         n = x.shape[0]
         perm_key, step_key = jax.random.split(key)
@@ -139,7 +141,15 @@ class Trainer(eqx.Module):
 
     @eqx.filter_jit
     def train_epoch_part(
-        self, model: AbstractVAE, opt_state, x: Array, key: PRNGKeyArray, step: Array, losses: Array, start: Array, stop: Array
+        self,
+        model: AbstractVAE,
+        opt_state,
+        x: Array,
+        key: PRNGKeyArray,
+        step: Array,
+        losses: Array,
+        start: Array,
+        stop: Array,
     ):
         """Steps ``start .. stop - 1`` of the epoch :meth:`train_epoch` runs with ``key``.
 
@@ -176,9 +186,7 @@ class Trainer(eqx.Module):
                 carry,
             )
 
-        (diff, opt_state, step), losses = jax.lax.scan(
-            body, (diff, opt_state, step), (jnp.arange(xc.shape[0]), xc)
-        )
+        (diff, opt_state, step), losses = jax.lax.scan(body, (diff, opt_state, step), (jnp.arange(xc.shape[0]), xc))
         return eqx.combine(diff, static), opt_state, step, losses
 
     @eqx.filter_jit

@@ -359,7 +359,13 @@ def save_checkpoint(path, state, key, header: dict | None = None) -> None:
     array bytes that follow it.
     """
     leaves = leaves_bytes((state.model, state.opt_state, jnp.asarray(state.step), jax.random.key_data(key)))
-    head = {"epoch": int(state.epoch), "history": state.history, **(header or {}), "size": len(leaves), "sha256": sha256_bytes(leaves)}
+    head = {
+        "epoch": int(state.epoch),
+        "history": state.history,
+        **(header or {}),
+        "size": len(leaves),
+        "sha256": sha256_bytes(leaves),
+    }
     blob = dumps(head).encode()
 
     def write(f):
@@ -390,7 +396,11 @@ def _header(f, path) -> dict:
         head = json.loads(blob)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is corrupt: its header is not valid JSON ({e}).") from None
-    if not isinstance(head, dict) or not isinstance(head.get("epoch"), int) or not isinstance(head.get("history"), dict):
+    if (
+        not isinstance(head, dict)
+        or not isinstance(head.get("epoch"), int)
+        or not isinstance(head.get("history"), dict)
+    ):
         raise ValueError(f"{path} is corrupt: its header has no epoch/history.")
     return head
 

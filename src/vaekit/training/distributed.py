@@ -44,9 +44,7 @@ def initialize(
     if num_processes is not None and (not isinstance(num_processes, int) or num_processes < 1):
         raise ValueError(f"num_processes must be a positive int, got {num_processes!r}.")
     if process_id is not None and num_processes is not None and not 0 <= process_id < num_processes:
-        raise ValueError(
-            f"process_id={process_id!r} must lie in 0 .. num_processes - 1 = {num_processes - 1}."
-        )
+        raise ValueError(f"process_id={process_id!r} must lie in 0 .. num_processes - 1 = {num_processes - 1}.")
     jax.distributed.initialize(
         coordinator_address=coordinator_address,
         num_processes=num_processes,

@@ -46,7 +46,9 @@ def simplex_to_plane(p: ArrayLike) -> np.ndarray:
     return p @ TRIANGLE
 
 
-def plot_simplex(z: ArrayLike, labels: ArrayLike | None = None, *, ax: Any = None, path: str | None = None, s: float = 4.0):
+def plot_simplex(
+    z: ArrayLike, labels: ArrayLike | None = None, *, ax: Any = None, path: str | None = None, s: float = 4.0
+):
     """Scatter simplex codes ``z [n, K]``; ``K > 3`` keeps the 3 coordinates with the
     largest mean and renormalises. Saves to ``path`` when given. Returns the axes."""
     z = np.asarray(z, dtype=np.float64)

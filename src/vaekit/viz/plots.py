@@ -81,7 +81,9 @@ def _flat(x) -> np.ndarray:
     return x.reshape(x.shape[0], -1)
 
 
-def prior_samples(model: AbstractVAE, key, path, *, image_shape=None, inverse=None, rows: int = 10, cols: int = 4, audio: bool = False) -> Path:
+def prior_samples(
+    model: AbstractVAE, key, path, *, image_shape=None, inverse=None, rows: int = 10, cols: int = 4, audio: bool = False
+) -> Path:
     """``rows`` prior draws ``z``, each a row: the decoder mean, then ``cols - 1`` samples of p(x|z).
 
     Audio (``audio=True``): one panel per draw with the decoder mean and one sample as waveforms.
@@ -96,15 +98,32 @@ def prior_samples(model: AbstractVAE, key, path, *, image_shape=None, inverse=No
         xs = _flat(np.moveaxis(np.asarray(xs), 0, 1).reshape(rows * ns, -1))
         xs = inv(xs).reshape(rows, ns, -1)
     if audio:
-        return waveforms(xs[:, 0], path, overlay=inv(mean), labels=("sample", "decoder mean"),
-                         titles=[f"prior draw {i + 1}" for i in range(rows)])
+        return waveforms(
+            xs[:, 0],
+            path,
+            overlay=inv(mean),
+            labels=("sample", "decoder mean"),
+            titles=[f"prior draw {i + 1}" for i in range(rows)],
+        )
     parts = [inv(mean)[:, None]] + ([xs[:, : cols - 1]] if cols > 1 else [])
     arr = np.concatenate(parts, axis=1)  # [rows, cols, d]
     tiles = as_tiles(to_unit(arr, image_shape is not None), image_shape)
     return save_image(grid(tiles, scale=tile_scale(image_shape)), Path(path))
 
 
-def reconstructions(model: AbstractVAE, x, key, path, *, image_shape=None, inverse=None, n: int = 4, draws: int = 2, audio: bool = False, titles=None) -> Path:
+def reconstructions(
+    model: AbstractVAE,
+    x,
+    key,
+    path,
+    *,
+    image_shape=None,
+    inverse=None,
+    n: int = 4,
+    draws: int = 2,
+    audio: bool = False,
+    titles=None,
+) -> Path:
     """Rows of ``x``, then (decoder mean, decoder sample) for each of ``draws`` latent draws.
 
     Audio (``audio=True``): one panel per row with the input and the decoder mean of one draw.
@@ -113,7 +132,9 @@ def reconstructions(model: AbstractVAE, x, key, path, *, image_shape=None, inver
     inv = inverse or (lambda a: a)
     if audio:
         s = _reconstruct(model, jnp.asarray(x), key)
-        return waveforms(inv(_flat(x)), path, overlay=inv(_flat(s.mean)), labels=("input", "reconstruction (mean)"), titles=titles)
+        return waveforms(
+            inv(_flat(x)), path, overlay=inv(_flat(s.mean)), labels=("input", "reconstruction (mean)"), titles=titles
+        )
     cols = [_flat(x)]
     for k in jax.random.split(key, draws):
         s = _reconstruct(model, jnp.asarray(x), k)
@@ -137,7 +158,9 @@ def lattice_points(size: int = 50, span: float | None = None) -> np.ndarray:
     return np.linspace(-span, span, size).astype(np.float32)
 
 
-def lattice(model: AbstractVAE, path, *, image_shape=None, inverse=None, size: int = 50, span: float | None = None) -> Path:
+def lattice(
+    model: AbstractVAE, path, *, image_shape=None, inverse=None, size: int = 50, span: float | None = None
+) -> Path:
     """Decoder means on a ``size x size`` grid of 2-D latents (see :func:`lattice_points`).
 
     Images are tiled; other data (audio, tables) are drawn as small line plots on a
@@ -173,9 +196,24 @@ def waveforms(x, path, *, overlay=None, labels=("", ""), titles=None, max_rows: 
     t = np.arange(length)
     fig, ax = plt.subplots(figsize=(10, 0.8 + 0.7 * n), dpi=100)
     offsets = (n - 1 - np.arange(n)) * 2.2 * amp
-    ax.add_collection(LineCollection([np.stack([t, x[i] + offsets[i]], -1) for i in range(n)], colors="0.35", linewidths=0.7, label=labels[0] or None))
+    ax.add_collection(
+        LineCollection(
+            [np.stack([t, x[i] + offsets[i]], -1) for i in range(n)],
+            colors="0.35",
+            linewidths=0.7,
+            label=labels[0] or None,
+        )
+    )
     if ov is not None:
-        ax.add_collection(LineCollection([np.stack([t, ov[i] + offsets[i]], -1) for i in range(n)], colors="C0", linewidths=0.7, alpha=0.85, label=labels[1] or None))
+        ax.add_collection(
+            LineCollection(
+                [np.stack([t, ov[i] + offsets[i]], -1) for i in range(n)],
+                colors="C0",
+                linewidths=0.7,
+                alpha=0.85,
+                label=labels[1] or None,
+            )
+        )
         if any(labels):
             ax.legend(fontsize=7, loc="upper right")
     ax.set_xlim(0, max(1, length - 1))
@@ -232,8 +270,14 @@ def strip(values, path, *, image_shape=None, audio: bool = False, titles=None) -
         fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
         cmap = plt.get_cmap("viridis")
         for i, row in enumerate(v):
-            ax.plot(np.arange(v.shape[1]), row, marker=".", lw=1, color=cmap(i / max(1, len(v) - 1)),
-                    label=None if titles is None else str(titles[i]))
+            ax.plot(
+                np.arange(v.shape[1]),
+                row,
+                marker=".",
+                lw=1,
+                color=cmap(i / max(1, len(v) - 1)),
+                label=None if titles is None else str(titles[i]),
+            )
         ax.set_xlabel("feature")
         ax.set_ylabel("value")
         if titles is not None:

@@ -91,34 +91,62 @@ def make_plots(
         how += "; this split has no labels, so the points are not coloured"
         manifest["labels_shown"] = None
     figs["Loss curves (negative ELBO per example)"] = plots.loss_curves(_history(run), out / "loss.png")
-    where = "on the simplex" if on_simplex(model) else ("(first two principal components)" if int(np.prod(model.latent_shape)) > 2 else "")
-    figs[f"Latent space: posterior means {where} of {how}".replace("  ", " ")] = plots.latent_scatter(model, xm, y, out / "latent.png")
-    figs["Prior samples: each row one z from the prior, its decoder mean then 3 samples" if not audio else "Prior samples: decoder mean and one sample of p(x|z) for each of 10 prior draws"] = plots.prior_samples(
-        model, k1, out / "samples.png", image_shape=image_shape, inverse=inv, audio=audio
+    where = (
+        "on the simplex"
+        if on_simplex(model)
+        else ("(first two principal components)" if int(np.prod(model.latent_shape)) > 2 else "")
     )
+    figs[f"Latent space: posterior means {where} of {how}".replace("  ", " ")] = plots.latent_scatter(
+        model, xm, y, out / "latent.png"
+    )
+    figs[
+        "Prior samples: each row one z from the prior, its decoder mean then 3 samples"
+        if not audio
+        else "Prior samples: decoder mean and one sample of p(x|z) for each of 10 prior draws"
+    ] = plots.prior_samples(model, k1, out / "samples.png", image_shape=image_shape, inverse=inv, audio=audio)
     rec = rows[:4]
     manifest["reconstruction_rows"] = rec.tolist()
     rec_y = None if y is None else y[:4]
     rec_caption = f"Reconstructions of {split} rows {_rows_text(rec, rec_y)}: " + (
-        "input and the decoder mean of one latent draw" if audio else "input, then (decoder mean, sample) for 2 latent draws"
+        "input and the decoder mean of one latent draw"
+        if audio
+        else "input, then (decoder mean, sample) for 2 latent draws"
     )
     figs[rec_caption] = plots.reconstructions(
-        model, xm, k2, out / "reconstructions.png", image_shape=image_shape, inverse=inv, audio=audio,
-        titles=[f"{split} row {int(r)}" + ("" if rec_y is None else f" (label {v})") for r, v in zip(rec, rec_y if rec_y is not None else [None] * 4)],
+        model,
+        xm,
+        k2,
+        out / "reconstructions.png",
+        image_shape=image_shape,
+        inverse=inv,
+        audio=audio,
+        titles=[
+            f"{split} row {int(r)}" + ("" if rec_y is None else f" (label {v})")
+            for r, v in zip(rec, rec_y if rec_y is not None else [None] * 4)
+        ],
     )
     if len(rows) >= 2:
         i, j = 0, 1
         path = interpolate(model, xm[i], xm[j], n=10)
         manifest["interpolation_rows"] = [int(rows[i]), int(rows[j])]
         ends = _rows_text(rows[[i, j]], None if y is None else y[[i, j]])
-        figs[f"Interpolation between {split} rows {ends}: decoder means at 10 points on the straight line between their posterior means"] = plots.strip(
-            inv(np.asarray(path.mean)) if inv else np.asarray(path.mean), out / "interpolation.png", image_shape=image_shape,
-            audio=audio, titles=[f"t = {t:.2f}" for t in np.linspace(0, 1, 10)],
+        figs[
+            f"Interpolation between {split} rows {ends}: decoder means at 10 points on the straight line between their posterior means"
+        ] = plots.strip(
+            inv(np.asarray(path.mean)) if inv else np.asarray(path.mean),
+            out / "interpolation.png",
+            image_shape=image_shape,
+            audio=audio,
+            titles=[f"t = {t:.2f}" for t in np.linspace(0, 1, 10)],
         )
     if model.latent_shape == (2,) and not on_simplex(model):
         size = lattice_size if image_shape is not None else min(lattice_size, 10)
         q = plots.lattice_points(size, lattice_range)
-        span = f"z in [{-lattice_range:g}, {lattice_range:g}]²" if lattice_range else f"z at the standard normal's quantiles ({q[0]:.2f} to {q[-1]:.2f})"
+        span = (
+            f"z in [{-lattice_range:g}, {lattice_range:g}]²"
+            if lattice_range
+            else f"z at the standard normal's quantiles ({q[0]:.2f} to {q[-1]:.2f})"
+        )
         manifest["lattice"] = {"size": size, "range": lattice_range}
         figs[f"Latent lattice: {size} x {size} decoder means, {span}"] = plots.lattice(
             model, out / "lattice.png", image_shape=image_shape, inverse=inv, size=size, span=lattice_range
@@ -145,15 +173,22 @@ def make_report(run: str | Path, *, lattice_range: float | None = None, lattice_
     notice = (cfg.get("defaults_chosen") or {}).get("notice")
     ev = ckpt.read_json(run / "eval.json") if (run / "eval.json").is_file() else None
     env = cfg.pop("environment", {})
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v, ensure_ascii=False))}</td></tr>" for k, v in cfg.items())
-    env_rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v))}</td></tr>" for k, v in env.items())
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v, ensure_ascii=False))}</td></tr>"
+        for k, v in cfg.items()
+    )
+    env_rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v))}</td></tr>" for k, v in env.items()
+    )
     metrics = dict(status.get("final", {}))
     metrics.pop("time", None)
     metrics["epochs"] = status.get("epochs")
     if ev:
         metrics.update({f"{ev.get('split', 'test')} {k}": v for k, v in ev.items() if k not in ("split",)})
     met_rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{v:.4f}</td></tr>" if isinstance(v, float) else f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        f"<tr><th>{html.escape(str(k))}</th><td>{v:.4f}</td></tr>"
+        if isinstance(v, float)
+        else f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
         for k, v in metrics.items()
     )
     imgs = ""

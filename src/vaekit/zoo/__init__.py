@@ -1,5 +1,10 @@
 """The model zoo: one module per model family (its latent, prior and objective together),
 and ``presets`` that build them by name."""
 
-from . import dirichlet as dirichlet, discrete as discrete, families as families, flows as flows, mmd as mmd
-from . import presets as presets, vamp as vamp
+from . import dirichlet as dirichlet
+from . import discrete as discrete
+from . import families as families
+from . import flows as flows
+from . import mmd as mmd
+from . import presets as presets
+from . import vamp as vamp

@@ -108,16 +108,17 @@ class DirichletPosterior(nd.Dirichlet):
 
 def multigamma_kl(alpha_q: Array, alpha_p: Array) -> Array:
     """``KL(prod_k Gamma(alpha_q_k, 1) || prod_k Gamma(alpha_p_k, 1))`` over the last axis."""
-    return jnp.sum(
-        gammaln(alpha_p) - gammaln(alpha_q) + (alpha_q - alpha_p) * digamma(alpha_q), -1
-    )
+    return jnp.sum(gammaln(alpha_p) - gammaln(alpha_q) + (alpha_q - alpha_p) * digamma(alpha_q), -1)
 
 
 def dirichlet_kl(alpha_q: Array, alpha_p: Array) -> Array:
     """Exact ``KL(Dir(alpha_q) || Dir(alpha_p))`` over the last axis."""
     a0, b0 = jnp.sum(alpha_q, -1), jnp.sum(alpha_p, -1)
     return (
-        gammaln(a0) - jnp.sum(gammaln(alpha_q), -1) - gammaln(b0) + jnp.sum(gammaln(alpha_p), -1)
+        gammaln(a0)
+        - jnp.sum(gammaln(alpha_q), -1)
+        - gammaln(b0)
+        + jnp.sum(gammaln(alpha_p), -1)
         + jnp.sum((alpha_q - alpha_p) * (digamma(alpha_q) - digamma(a0)[..., None]), -1)
     )
 
@@ -160,9 +161,7 @@ class DirichletLatent(AbstractDirichlet):
 
     def _build(self, params, batch_ndim):
         (alpha,) = params
-        d = DirichletPosterior(
-            alpha, sampler=self.sampler, kl_form=self.kl_form, newton_steps=self.newton_steps
-        )
+        d = DirichletPosterior(alpha, sampler=self.sampler, kl_form=self.kl_form, newton_steps=self.newton_steps)
         return d.to_event(event_dims(alpha, batch_ndim, 1))
 
 
@@ -226,8 +225,7 @@ def moment_prior_update(
         prior = state.model.prior
         if not isinstance(prior, DirichletPrior):
             raise TypeError(
-                "moment_prior_update needs a model with a vk.DirichletPrior prior, got "
-                f"{type(prior).__name__}."
+                f"moment_prior_update needs a model with a vk.DirichletPrior prior, got {type(prior).__name__}."
             )
         if state.epoch % every:
             return None

@@ -91,7 +91,9 @@ class Concrete(nd.Distribution):
         logp = jax.nn.log_softmax(self.logits, -1)
         logy = jnp.log(jnp.clip(y, jnp.finfo(jnp.result_type(y)).tiny, 1.0))
         return (
-            gammaln(n) + (n - 1) * jnp.log(tau) + jnp.sum(logp - (tau + 1) * logy, -1)
+            gammaln(n)
+            + (n - 1) * jnp.log(tau)
+            + jnp.sum(logp - (tau + 1) * logy, -1)
             - n * jax.nn.logsumexp(logp - tau * logy, -1)
         )
 

@@ -37,6 +37,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._validate import int_at_least, one_of, positive_int
 from ..core import (
+    VAE,
     AbstractVAE,
     Bernoulli,
     BernoulliPrior,
@@ -52,11 +53,11 @@ from ..core import (
     Normal,
     StandardNormal,
     StudentT,
-    VAE,
     fixed,
 )
 from ..nets import MLP, Conv1dDecoder, Conv1dEncoder, ConvDecoder, ConvEncoder, Unflatten
-from ..nets.mlp import ACTIVATIONS as ACTIVATIONS, activation_fn, widths
+from ..nets.mlp import ACTIVATIONS as ACTIVATIONS
+from ..nets.mlp import activation_fn, widths
 from . import families, flows
 from .dirichlet import DirichletLatent, DirichletPrior
 from .discrete import BASELINES, BaselineVAE, ConcretePrior, GumbelSoftmax, reinforce_objective
@@ -65,8 +66,20 @@ from .vamp import VampPrior, VampVAE
 LIKELIHOODS = ("bernoulli", "gaussian", "laplace", "studentt", "beta", "continuous-bernoulli")
 #: latent families accepted by ``latent=``
 LATENTS = (
-    "gaussian", "laplace", "logistic", "cauchy", "gumbel", "exponential", "weibull",
-    "kumaraswamy", "dirichlet", "bernoulli", "categorical", "concrete", "planar", "iaf",
+    "gaussian",
+    "laplace",
+    "logistic",
+    "cauchy",
+    "gumbel",
+    "exponential",
+    "weibull",
+    "kumaraswamy",
+    "dirichlet",
+    "bernoulli",
+    "categorical",
+    "concrete",
+    "planar",
+    "iaf",
 )
 #: priors accepted by ``prior=`` (for real-valued latents)
 PRIORS = ("standard", "trainable", "mog", "vamp")
@@ -100,7 +113,14 @@ def _wrap_decoder(likelihood: str, net, variance: str) -> Conditional:
 
 
 def decoder_for(
-    likelihood: str, latent_dim: int, n_features: int | Sequence[int], hidden: Sequence[int], activation, key, *, variance: str = "diag"
+    likelihood: str,
+    latent_dim: int,
+    n_features: int | Sequence[int],
+    hidden: Sequence[int],
+    activation,
+    key,
+    *,
+    variance: str = "diag",
 ) -> Conditional:
     """An MLP decoder ``latent_dim -> n_features`` with the named likelihood.
 
@@ -141,12 +161,19 @@ def _features_arg(shape: tuple[int, ...]) -> int | tuple[int, ...]:
     return shape[0] if len(shape) == 1 else shape
 
 
-def _encoder(latent: str, net_factory: Callable[[int], Any], latent_dim: int, *, num_classes: int, temperature: float, key, sampler="implicit", kl="dirichlet", newton_steps=0, n_flows=2):
-    from . import dirichlet
-    from . import discrete
-    from . import families
-    from . import flows
-
+def _encoder(
+    latent: str,
+    net_factory: Callable[[int], Any],
+    latent_dim: int,
+    *,
+    num_classes: int,
+    temperature: float,
+    key,
+    sampler="implicit",
+    kl="dirichlet",
+    newton_steps=0,
+    n_flows=2,
+):
     d = latent_dim
     if latent in ("gaussian", "laplace"):
         return (Gaussian if latent == "gaussian" else Laplace)(net_factory(2 * d), "diag")
@@ -167,13 +194,24 @@ def _encoder(latent: str, net_factory: Callable[[int], Any], latent_dim: int, *,
     return flows.FlowPosterior(Gaussian(net_factory(2 * d), "diag"), [layer(k) for k in keys])
 
 
-def _prior(latent: str, prior: str | None, d: int, *, num_classes: int, temperature: float, n_components: int, prior_alpha: float, key):
-    from . import discrete
-    from . import families
-
+def _prior(
+    latent: str,
+    prior: str | None,
+    d: int,
+    *,
+    num_classes: int,
+    temperature: float,
+    n_components: int,
+    prior_alpha: float,
+    key,
+):
     implied = {
-        "exponential": "exponential(1)", "weibull": "exponential(1)", "kumaraswamy": "uniform (beta(1, 1))",
-        "dirichlet": "dirichlet", "bernoulli": "bernoulli(1/2)", "categorical": "uniform categorical",
+        "exponential": "exponential(1)",
+        "weibull": "exponential(1)",
+        "kumaraswamy": "uniform (beta(1, 1))",
+        "dirichlet": "dirichlet",
+        "bernoulli": "bernoulli(1/2)",
+        "categorical": "uniform categorical",
         "concrete": "uniform concrete",
     }
     if latent not in _REAL:
@@ -196,7 +234,9 @@ def _prior(latent: str, prior: str | None, d: int, *, num_classes: int, temperat
     prior = prior or "standard"
     _choice("prior", prior, PRIORS)
     if latent in ("cauchy", "logistic", "gumbel") and prior == "standard":
-        return FamilyPrior({"cauchy": families.Cauchy, "logistic": families.Logistic, "gumbel": families.Gumbel}[latent], d, 0.0, 1.0)
+        return FamilyPrior(
+            {"cauchy": families.Cauchy, "logistic": families.Logistic, "gumbel": families.Gumbel}[latent], d, 0.0, 1.0
+        )
     if prior == "standard":
         return StandardNormal(d)
     if prior == "trainable":  # trainable variance, fixed zero mean
@@ -252,9 +292,34 @@ def vae(
     if latent == "dirichlet" and latent_dim < 2:
         raise ValueError("latent='dirichlet' needs latent_dim >= 2 (a simplex of dimension latent_dim).")
     k1, k2, k3, k4 = jax.random.split(key, 4)
-    enc = _encoder(latent, _mlp_factory(shape, hidden, activation, k1), latent_dim, num_classes=num_classes, temperature=temperature, key=k3, n_flows=n_flows)
-    p = _prior(latent, prior, latent_dim, num_classes=num_classes, temperature=temperature, n_components=n_components, prior_alpha=0.98, key=k4)
-    dec = decoder_for(likelihood, _latent_size(latent, latent_dim, num_classes), _features_arg(shape), hidden, activation, k2, variance=variance)
+    enc = _encoder(
+        latent,
+        _mlp_factory(shape, hidden, activation, k1),
+        latent_dim,
+        num_classes=num_classes,
+        temperature=temperature,
+        key=k3,
+        n_flows=n_flows,
+    )
+    p = _prior(
+        latent,
+        prior,
+        latent_dim,
+        num_classes=num_classes,
+        temperature=temperature,
+        n_components=n_components,
+        prior_alpha=0.98,
+        key=k4,
+    )
+    dec = decoder_for(
+        likelihood,
+        _latent_size(latent, latent_dim, num_classes),
+        _features_arg(shape),
+        hidden,
+        activation,
+        k2,
+        variance=variance,
+    )
     if p is None:
         return _vamp(enc, dec, shape, n_pseudo, pseudo_inputs, k4)
     return VAE(prior=p, encoder=enc, decoder=dec)
@@ -268,7 +333,9 @@ def _vamp(enc, dec, shape, n_pseudo, pseudo_inputs, key):
     else:
         vp = VampPrior(pseudo_inputs)
         if tuple(vp.pseudo_inputs.shape[1:]) != shape:
-            raise ValueError(f"pseudo_inputs must have shape [K, {', '.join(map(str, shape))}], got {tuple(vp.pseudo_inputs.shape)}.")
+            raise ValueError(
+                f"pseudo_inputs must have shape [K, {', '.join(map(str, shape))}], got {tuple(vp.pseudo_inputs.shape)}."
+            )
     return VampVAE(vp, enc, dec)
 
 
@@ -312,7 +379,9 @@ def dirichlet_vae(
     prior by moments with ``callback=vk.moment_prior_update(x)``.
     """
     if latent not in (None, "dirichlet"):
-        raise ValueError(f"dirichlet_vae has latent='dirichlet' only, got latent={latent!r}; use model 'vae' for others.")
+        raise ValueError(
+            f"dirichlet_vae has latent='dirichlet' only, got latent={latent!r}; use model 'vae' for others."
+        )
     if prior not in (None, "dirichlet"):
         raise ValueError(f"dirichlet_vae has a Dirichlet prior only, got prior={prior!r}.")
     shape = _shape(n_features)
@@ -320,7 +389,17 @@ def dirichlet_vae(
     if not isinstance(latent_dim, int) or latent_dim < 2:
         raise ValueError(f"dirichlet_vae needs latent_dim >= 2, got {latent_dim!r}.")
     k1, k2 = jax.random.split(key)
-    enc = _encoder("dirichlet", _mlp_factory(shape, hidden, activation, k1), latent_dim, num_classes=0, temperature=1.0, key=k1, sampler=sampler, kl=kl, newton_steps=newton_steps)
+    enc = _encoder(
+        "dirichlet",
+        _mlp_factory(shape, hidden, activation, k1),
+        latent_dim,
+        num_classes=0,
+        temperature=1.0,
+        key=k1,
+        sampler=sampler,
+        kl=kl,
+        newton_steps=newton_steps,
+    )
     dec = decoder_for(likelihood, latent_dim, _features_arg(shape), hidden, activation, k2, variance=variance)
     return VAE(prior=DirichletPrior(latent_dim, prior_alpha), encoder=enc, decoder=dec)
 
@@ -333,7 +412,9 @@ def vamp_vae(n_features, *, key, n_pseudo: int = 50, pseudo_inputs: Array | None
         raise ValueError(f"vamp_vae has prior='vamp' only, got prior={options['prior']!r}.")
     options["prior"] = "vamp"
     if options.get("latent", "gaussian") not in _REAL:
-        raise ValueError(f"vamp_vae needs a real-valued latent ({', '.join(map(repr, _REAL))}), got {options['latent']!r}.")
+        raise ValueError(
+            f"vamp_vae needs a real-valued latent ({', '.join(map(repr, _REAL))}), got {options['latent']!r}."
+        )
     return vae(n_features, key=key, n_pseudo=n_pseudo, pseudo_inputs=pseudo_inputs, **options)
 
 
@@ -360,7 +441,9 @@ def conv_vae(
         raise ValueError(f"conv_vae needs (T,), (H, W) or (H, W, C) data, got shape {shape}.")
     _choice("likelihood", likelihood, LIKELIHOODS)
     if latent not in ("gaussian", "laplace", "logistic", "cauchy", "gumbel"):
-        raise ValueError(f"conv_vae latent must be one of 'gaussian', 'laplace', 'logistic', 'cauchy', 'gumbel'; got {latent!r}.")
+        raise ValueError(
+            f"conv_vae latent must be one of 'gaussian', 'laplace', 'logistic', 'cauchy', 'gumbel'; got {latent!r}."
+        )
     if variance not in ("diag", "fixed"):
         raise ValueError(f"conv_vae variance must be 'diag' or 'fixed', got {variance!r}.")
     if prior == "vamp":
@@ -368,9 +451,18 @@ def conv_vae(
     chans = widths(hidden, "hidden (conv channels)")
     Enc, Dec = (Conv1dEncoder, Conv1dDecoder) if len(shape) == 1 else (ConvEncoder, ConvDecoder)
     k1, k2, k3 = jax.random.split(key, 3)
-    enc = _encoder(latent, lambda out: Enc(shape, out, chans, res_blocks=res_blocks, key=k1), latent_dim, num_classes=0, temperature=1.0, key=k1)
+    enc = _encoder(
+        latent,
+        lambda out: Enc(shape, out, chans, res_blocks=res_blocks, key=k1),
+        latent_dim,
+        num_classes=0,
+        temperature=1.0,
+        key=k1,
+    )
     m = _params_per_value(likelihood, variance)
-    dec = _wrap_decoder(likelihood, Dec(latent_dim, shape, chans[::-1], params_per_value=m, res_blocks=res_blocks, key=k2), variance)
+    dec = _wrap_decoder(
+        likelihood, Dec(latent_dim, shape, chans[::-1], params_per_value=m, res_blocks=res_blocks, key=k2), variance
+    )
     p = _prior(latent, prior, latent_dim, num_classes=0, temperature=1.0, n_components=10, prior_alpha=1.0, key=k3)
     return VAE(prior=p, encoder=enc, decoder=dec)
 
@@ -401,7 +493,19 @@ def discrete_vae(
     positive_int(n_samples, "n_samples")
     shape = _shape(n_features)
     k1, k2 = jax.random.split(key)
-    model = vae(n_features, key=k1, latent_dim=latent_dim, hidden=hidden, likelihood=likelihood, activation=activation, latent=latent, num_classes=num_classes, temperature=temperature, prior=prior, variance=variance)
+    model = vae(
+        n_features,
+        key=k1,
+        latent_dim=latent_dim,
+        hidden=hidden,
+        likelihood=likelihood,
+        activation=activation,
+        latent=latent,
+        num_classes=num_classes,
+        temperature=temperature,
+        prior=prior,
+        variance=variance,
+    )
     if latent != "concrete" and "learned" in baseline:
         net = MLP(math.prod(shape), 1, widths(hidden)[:1] or (32,), activation_fn(activation), key=k2)
         return BaselineVAE(model.prior, model.encoder, model.decoder, baseline=net)
@@ -427,7 +531,18 @@ def flow_vae(
     _choice("latent", latent, ("planar", "iaf"))
     if latent == "iaf" and latent_dim < 2:
         raise ValueError("latent='iaf' needs latent_dim >= 2.")
-    return vae(n_features, key=key, latent_dim=latent_dim, hidden=hidden, likelihood=likelihood, latent=latent, n_flows=n_flows, prior=prior, activation=activation, variance=variance)
+    return vae(
+        n_features,
+        key=key,
+        latent_dim=latent_dim,
+        hidden=hidden,
+        likelihood=likelihood,
+        latent=latent,
+        n_flows=n_flows,
+        prior=prior,
+        activation=activation,
+        variance=variance,
+    )
 
 
 PRESETS: dict[str, Callable[..., AbstractVAE]] = {
@@ -517,7 +632,11 @@ def fit_options(name: str, **options) -> dict[str, Any]:
     if name == "iwae":
         return {"objective": "iwae", "n_samples": int(options.get("k", 5))}
     if name == "discrete_vae" and options.get("latent", "bernoulli") != "concrete":
-        return {"objective": reinforce_objective(n_samples=options.get("n_samples", 1), baseline=options.get("baseline", "loo+learned"))}
+        return {
+            "objective": reinforce_objective(
+                n_samples=options.get("n_samples", 1), baseline=options.get("baseline", "loo+learned")
+            )
+        }
     if name == "vae" and options.get("latent") in ("bernoulli", "categorical"):
         return {"estimator": "reinforce"}
     return {}

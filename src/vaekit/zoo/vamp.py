@@ -16,7 +16,6 @@ from .._validate import one_of
 from ..core import AbstractVAE, Conditional, Fixed, Prior, diagonal_normal_mixture, resolve, value
 
 
-
 class VampPrior(Prior):
     """VampPrior (Tomczak & Welling 2018): ``p(z) = 1/K sum_k q(z | u_k)``.
 
@@ -31,15 +30,13 @@ class VampPrior(Prior):
     def __init__(self, pseudo_inputs: ArrayLike):
         u = jnp.asarray(pseudo_inputs, dtype=jnp.float32)
         if u.ndim < 2 or u.shape[0] < 1:
-            raise ValueError(
-                f"VampPrior pseudo_inputs must be [K, *data] with K >= 1, got shape {u.shape}."
-            )
+            raise ValueError(f"VampPrior pseudo_inputs must be [K, *data] with K >= 1, got shape {u.shape}.")
         self.pseudo_inputs = u
 
     @classmethod
     def from_data(
         cls, x: ArrayLike, k: int, *, key: PRNGKeyArray, init: str = "random", noise: float = 0.01
-    ) -> "VampPrior":
+    ) -> VampPrior:
         """``k`` pseudo-inputs from data ``x [n, *data]``.
 
         :param init: ``"random"`` (``k`` distinct random training examples) or
@@ -65,8 +62,7 @@ class VampPrior(Prior):
     def dist(self):
         """Refused: the mixture needs the encoder (see :meth:`mixture`)."""
         raise ValueError(
-            "VampPrior needs the encoder: use it in vk.VampVAE (model.prior_dist()), or "
-            "call prior.mixture(encoder)."
+            "VampPrior needs the encoder: use it in vk.VampVAE (model.prior_dist()), or call prior.mixture(encoder)."
         )
 
 
