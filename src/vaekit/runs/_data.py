@@ -111,7 +111,11 @@ def resolve_from_data(cfg: dict[str, Any], data: RunData, *, strict: bool = True
     if cfg["hidden"] is None:
         cfg["hidden"] = list(presets.default_hidden(cfg["model"]))
     n = datasets.n_examples(data.x)
-    held = "" if data.xv is None or "valid" in datasets.splits(cfg["data"]) else f" after holding out {datasets.n_examples(data.xv)} for validation"
+    held = (
+        ""
+        if data.xv is None or "valid" in datasets.splits(cfg["data"])
+        else f" after holding out {datasets.n_examples(data.xv)} for validation"
+    )
     if cfg["batch_size"] is None or not strict:
         cfg["batch_size"] = min(cfg["batch_size"] or DEFAULT_BATCH_SIZE, n)
     elif cfg["batch_size"] > n:

@@ -197,7 +197,14 @@ def train(
 
 
 def _train(
-    cfg: dict, out: Path, resume: bool, overwrite: bool, quiet: bool, explicit: dict, allow_data_change: bool, held: list
+    cfg: dict,
+    out: Path,
+    resume: bool,
+    overwrite: bool,
+    quiet: bool,
+    explicit: dict,
+    allow_data_change: bool,
+    held: list,
 ) -> Path:
     main = is_main_process()
     saved: dict = {}
@@ -266,7 +273,9 @@ def _train(
     try:
         with warnings.catch_warnings():
             # reported per epoch by the log and in metrics.jsonl instead of as Python warnings
-            warnings.filterwarnings("ignore", message=r"(epoch \d+: \d+ of|Training produced non-finite)", category=RuntimeWarning)
+            warnings.filterwarnings(
+                "ignore", message=r"(epoch \d+: \d+ of|Training produced non-finite)", category=RuntimeWarning
+            )
             model, history = fit(model, data.x, **fit_kwargs)
     except KeyboardInterrupt as e:
         raise log.interrupted(e) from None
@@ -281,8 +290,13 @@ def _train(
         epochs_done = log.state.epoch if log.state is not None else (state.epoch if state is not None else 0)
         digest = ckpt.write_leaves(out / ckpt.MODEL_FILE, model)
         set_status(
-            out, "finished", epochs=epochs_done, final={k: v[-1] for k, v in history.items() if v},
-            stopped_early=epochs_done < cfg["epochs"], model_sha256=digest, model_epochs=epochs_done,
+            out,
+            "finished",
+            epochs=epochs_done,
+            final={k: v[-1] for k, v in history.items() if v},
+            stopped_early=epochs_done < cfg["epochs"],
+            model_sha256=digest,
+            model_epochs=epochs_done,
             skipped_steps=sum(v for v in history.get("skipped_steps", []) if v),
         )
     barrier("vaekit-run-finished")
@@ -360,7 +374,9 @@ def _restore(out: Path, cfg: dict, saver: ckpt.Checkpoints, model, optimizer, fi
                 "from (were they deleted?). Start a new run with another --out, or pass --out "
                 f"{out} --overwrite to replace it."
             )
-        print(f"note: {out} has no checkpoint; restarting it from epoch 0 with its saved configuration.", file=sys.stderr)
+        print(
+            f"note: {out} has no checkpoint; restarting it from epoch 0 with its saved configuration.", file=sys.stderr
+        )
         return None, fit_key
     state, fit_key, _ = loaded
     if saver.skipped:
@@ -401,7 +417,14 @@ class _EpochLog:
             from tqdm.auto import tqdm
 
             start = state.epoch if state is not None else 0
-            self.bar = tqdm(total=cfg["epochs"], initial=start, desc=f"train {out.name}", unit="epoch", file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=cfg["epochs"],
+                initial=start,
+                desc=f"train {out.name}",
+                unit="epoch",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
 
     def __call__(self, st: TrainState) -> bool:
         self.state = st
@@ -466,7 +489,9 @@ class _EpochLog:
         good = e.state.epoch if e.state is not None else 0
         if self.main:
             try:
-                _append_metrics(self.out, {"epoch": e.epoch, "skipped_steps": e.skipped, "steps": e.steps, "diverged": True})
+                _append_metrics(
+                    self.out, {"epoch": e.epoch, "skipped_steps": e.skipped, "steps": e.steps, "diverged": True}
+                )
             except OSError:
                 pass
             try_status(self.out, "diverged", epoch=e.epoch, last_good_epoch=good)
@@ -475,7 +500,11 @@ class _EpochLog:
             f"run {self.out} diverged in epoch {e.epoch}: {e.reason} ({e.skipped} of {e.steps} steps had a non-finite loss or gradient). "
             f"The run is marked diverged; {keep}. Start a new run with a lower --lr (now {self.cfg['lr']:g}) "
             f"or rescaled data (--overwrite replaces this one).",
-            epoch=e.epoch, state=e.state, skipped=e.skipped, steps=e.steps, reason=e.reason,
+            epoch=e.epoch,
+            state=e.state,
+            skipped=e.skipped,
+            steps=e.steps,
+            reason=e.reason,
         )
 
     def failed(self, e: OSError) -> None:
@@ -485,7 +514,11 @@ class _EpochLog:
         st, ck = self.state, self.newest()
         e.add_note(
             f"The run stopped after epoch {0 if st is None else st.epoch}; "
-            + (f"its last good checkpoint is {ck}. Fix the problem, then continue with: vaekit train --resume {self.out}" if ck != "none" else f"it has no checkpoint. Fix the problem, then start again with: vaekit train --resume {self.out}")
+            + (
+                f"its last good checkpoint is {ck}. Fix the problem, then continue with: vaekit train --resume {self.out}"
+                if ck != "none"
+                else f"it has no checkpoint. Fix the problem, then start again with: vaekit train --resume {self.out}"
+            )
         )
 
 

@@ -104,7 +104,19 @@ def _type_check(key: str, value: Any) -> Any:
         if not isinstance(value, list | tuple) or not all(isinstance(v, int) and v > 0 for v in value):
             raise ValueError(f"hidden must be a list of positive ints, got {value!r}.")
         return list(value)
-    if key in ("epochs", "batch_size", "latent_dim", "n_samples", "checkpoint_every", "limit", "patience", "seed", "kl_warmup_epochs", "keep_checkpoints", "lr_warmup_epochs"):
+    if key in (
+        "epochs",
+        "batch_size",
+        "latent_dim",
+        "n_samples",
+        "checkpoint_every",
+        "limit",
+        "patience",
+        "seed",
+        "kl_warmup_epochs",
+        "keep_checkpoints",
+        "lr_warmup_epochs",
+    ):
         nonneg = key in ("patience", "seed", "kl_warmup_epochs", "epochs", "keep_checkpoints", "lr_warmup_epochs")
         return non_negative_int(value, key) if nonneg else positive_int(value, key)
     if key == "devices":
@@ -159,9 +171,12 @@ def resolve_config(file_config: dict | None = None, overrides: dict | None = Non
 def environment(seed: int) -> dict[str, Any]:
     """Versions, git commit, devices: what is needed to know how a run was made."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        ).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         commit = None
     return {
@@ -173,7 +188,7 @@ def environment(seed: int) -> dict[str, Any]:
         "git_commit": commit,
         "seed": seed,
         "command": sys.argv,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
 
 

@@ -34,7 +34,15 @@ from . import serialization
 RUN_FORMAT = 1
 #: Files vaekit writes at the top of a run folder; ``--overwrite`` deletes only these
 #: (plus ``checkpoints/epoch-*.ckpt*``, ``plots/*.png`` and stale temporary files).
-RUN_FILES = (ckpt.META_FILE, "config.json", "metrics.jsonl", ckpt.MODEL_FILE, "preprocessing.json", "eval.json", "report.html")
+RUN_FILES = (
+    ckpt.META_FILE,
+    "config.json",
+    "metrics.jsonl",
+    ckpt.MODEL_FILE,
+    "preprocessing.json",
+    "eval.json",
+    "report.html",
+)
 
 
 def run_meta(path: Path) -> dict | None:
@@ -77,7 +85,11 @@ def check_out(out: Path, overwrite: bool) -> None:
             f"--out {out} already holds a run (status {status}). Pass --resume {out} to continue it, "
             "--overwrite to replace it, or choose another --out."
         )
-    resume = f"--resume {out} to restart it in place with its saved configuration, " if (out / "config.json").is_file() else ""
+    resume = (
+        f"--resume {out} to restart it in place with its saved configuration, "
+        if (out / "config.json").is_file()
+        else ""
+    )
     raise FileExistsError(
         f"--out {out} holds a run that stopped before its first checkpoint (status {status}), so "
         f"nothing in it can be continued. Pass {resume}--overwrite to start it again with this "
@@ -113,7 +125,12 @@ def prepare_out(out: Path, overwrite: bool) -> ckpt.FolderLock:
 
 def remove_run_files(out: Path) -> list[Path]:
     """Delete what vaekit wrote into the run folder ``out``; return the other files (kept)."""
-    for sub, pattern in (("checkpoints", "epoch-*.ckpt*"), ("plots", "*.png"), ("checkpoints", ".*.tmp"), ("plots", ".*.tmp")):
+    for sub, pattern in (
+        ("checkpoints", "epoch-*.ckpt*"),
+        ("plots", "*.png"),
+        ("checkpoints", ".*.tmp"),
+        ("plots", ".*.tmp"),
+    ):
         for p in (out / sub).glob(pattern):
             p.unlink()
     ckpt.remove_stale_tmp(out)

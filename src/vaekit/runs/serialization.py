@@ -23,7 +23,15 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from .._version import __version__
 from ..data import Preprocessor
-from ..training.checkpoints import META_FILE, MODEL_FILE, model_skeleton, read_json, read_leaves, write_json, write_leaves
+from ..training.checkpoints import (
+    META_FILE,
+    MODEL_FILE,
+    model_skeleton,
+    read_json,
+    read_leaves,
+    write_json,
+    write_leaves,
+)
 
 
 class Loaded(NamedTuple):
@@ -70,7 +78,9 @@ def read_meta(path: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"{path} does not exist. Pass a folder written by vk.save or vaekit train.")
     meta_file = path / META_FILE
     if not meta_file.is_file():
-        raise ValueError(f"{path} is not a vaekit folder (no {META_FILE}). Pass a folder written by vk.save or vaekit train.")
+        raise ValueError(
+            f"{path} is not a vaekit folder (no {META_FILE}). Pass a folder written by vk.save or vaekit train."
+        )
     meta = read_json(meta_file)
     if not isinstance(meta, dict):
         raise ValueError(f"{meta_file} is not a vaekit description (not a JSON object); the file is corrupt.")
