@@ -1,3 +1,4 @@
+# pyright: reportMissingImports=false
 """The reference model in PyTorch: a plain training loop, and pythae's TrainingPipeline.
 
 Run by ``bench/throughput.py`` in an environment with ``torch`` (the ``bench`` extra);

@@ -48,7 +48,7 @@ def widths(hidden: int | Sequence[int], name: str = "hidden") -> tuple[int, ...]
     if isinstance(hidden, int) and not isinstance(hidden, bool):
         hidden = (hidden,)
     try:
-        out = tuple(int(h) for h in hidden)
+        out = tuple(int(h) for h in hidden)  # pyright: ignore[reportGeneralTypeIssues]
     except (TypeError, ValueError):
         raise TypeError(
             f"{name} must be an int or a sequence of ints, e.g. 500 or (256, 128); got {hidden!r}."

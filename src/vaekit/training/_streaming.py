@@ -14,6 +14,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array
@@ -24,11 +25,13 @@ from ._source import ArraySource, Source
 
 AXIS = "data"
 
+Device = Any  # a jax.Device (pyright cannot use jax.Device in annotations)
+
 
 class Placement:
     """Data parallelism over ``devices``: a 1-D mesh with axis ``"data"``."""
 
-    def __init__(self, devices: Sequence[jax.Device]):
+    def __init__(self, devices: Sequence[Device]):
         self.mesh = Mesh(np.asarray(devices), (AXIS,))
         self.n_devices = len(devices)
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
@@ -45,7 +48,7 @@ class Placement:
                 return a
             if isinstance(a, jax.Array) and a.sharding == self.replicated:
                 return a
-            if isinstance(a, jax.Array) and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
                 return jax.random.wrap_key_data(put(jax.random.key_data(a)), impl=jax.random.key_impl(a))
             host = np.asarray(a)
             return jax.make_array_from_callback(host.shape, self.replicated, lambda idx: host[idx])
@@ -58,7 +61,7 @@ def to_local(tree: Any) -> Any:
 
     def get(a):
         if isinstance(a, jax.Array) and len(a.sharding.device_set) > 1:
-            if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
                 return jax.random.wrap_key_data(get(jax.random.key_data(a)), impl=jax.random.key_impl(a))
             return jax.numpy.asarray(np.asarray(a))
         return a

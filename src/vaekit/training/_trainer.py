@@ -230,7 +230,7 @@ def as_key(key: Any) -> PRNGKeyArray:
     if isinstance(key, int | np.integer) and not isinstance(key, bool):
         return jax.random.key(int(key))
     if isinstance(key, jax.Array | np.ndarray):
-        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
             return key
         if key.dtype == np.uint32 and key.shape == (2,):
             return key  # legacy jax.random.PRNGKey(seed)

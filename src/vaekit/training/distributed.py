@@ -22,6 +22,8 @@ from typing import Any
 import jax
 import numpy as np
 
+Device = Any  # a jax.Device (pyright cannot use jax.Device in annotations)
+
 
 def initialize(
     coordinator_address: str | None = None,
@@ -86,7 +88,7 @@ def barrier(name: str = "vaekit") -> None:
         multihost_utils.sync_global_devices(name)
 
 
-def resolve_devices(devices: Any) -> list[jax.Device] | None:
+def resolve_devices(devices: Any) -> list[Device] | None:
     """Normalise a ``devices`` argument: ``None``, ``"all"``, a count ``N`` (or ``"N"``), or a list.
 
     ``"all"`` is ``jax.devices()`` (every device of every process); ``N`` the first

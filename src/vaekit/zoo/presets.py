@@ -149,7 +149,7 @@ def _shape(n_features) -> tuple[int, ...]:
             raise ValueError(f"n_features must be positive, got {n_features}.")
         return (n_features,)
     try:
-        shape = tuple(int(s) for s in n_features)
+        shape = tuple(int(s) for s in n_features)  # pyright: ignore[reportGeneralTypeIssues]
     except TypeError:
         raise TypeError(f"n_features must be an int or a data shape tuple, got {n_features!r}.") from None
     if not shape or any(s <= 0 for s in shape):
