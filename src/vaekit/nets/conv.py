@@ -40,7 +40,7 @@ class ResBlock(eqx.Module):
 
     conv1: eqx.nn.Conv
     conv2: eqx.nn.Conv
-    activation: Callable[[Array], Array]
+    activation: Callable[[Array], Array] = eqx.field(static=True)
 
     def __init__(self, channels: int, num_spatial_dims: int, *, key: PRNGKeyArray, activation=jax.nn.relu):
         k1, k2 = jax.random.split(key)
@@ -71,7 +71,7 @@ class _Encoder(eqx.Module):
     convs: tuple[eqx.nn.Conv, ...]
     blocks: tuple[tuple[ResBlock, ...], ...]
     head: eqx.nn.Linear
-    activation: Callable[[Array], Array]
+    activation: Callable[[Array], Array] = eqx.field(static=True)
     in_shape: tuple[int, ...] = eqx.field(static=True)
     spatial: int = eqx.field(static=True)
     out_size: int = eqx.field(static=True)
@@ -113,7 +113,7 @@ class _Decoder(eqx.Module):
     deconvs: tuple[eqx.nn.ConvTranspose, ...]
     blocks: tuple[tuple[ResBlock, ...], ...]
     out_conv: eqx.nn.Conv
-    activation: Callable[[Array], Array]
+    activation: Callable[[Array], Array] = eqx.field(static=True)
     out_shape: tuple[int, ...] = eqx.field(static=True)
     spatial: int = eqx.field(static=True)
     params_per_value: int = eqx.field(static=True)

@@ -73,8 +73,8 @@ class MLP(eqx.Module):
     """
 
     layers: tuple[eqx.nn.Linear, ...]
-    activation: Callable[[Array], Array]
-    final_activation: Callable[[Array], Array]
+    activation: Callable[[Array], Array] = eqx.field(static=True)
+    final_activation: Callable[[Array], Array] = eqx.field(static=True)
     in_size: int = eqx.field(static=True)
     out_size: int = eqx.field(static=True)
 
