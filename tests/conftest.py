@@ -1,10 +1,31 @@
 import os
+import shutil
+import tempfile
 
-import jax
-import numpy as np
-import pytest
+# One JAX persistent compilation cache per test session, shared by the pytest-xdist
+# workers and by the ``vaekit`` / ``python -c`` subprocesses the tests start (they
+# inherit these variables). It must be set before jax is imported. A fresh folder per
+# session: CI starts cold, no state leaks between sessions, and a cache hit returns the
+# executable XLA would have compiled from the same program, so no test changes meaning.
+if "VAEKIT_TEST_JAX_CACHE" not in os.environ:  # the controller (or a plain run) makes it
+    os.environ["VAEKIT_TEST_JAX_CACHE"] = tempfile.mkdtemp(prefix="vaekit-test-jax-cache-")
+    _OWN_CACHE = True
+else:  # an xdist worker: the controller's folder
+    _OWN_CACHE = False
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ["VAEKIT_TEST_JAX_CACHE"])
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "allow")
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE:
+        shutil.rmtree(os.environ["VAEKIT_TEST_JAX_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture
