@@ -20,14 +20,17 @@ TOML_KEYS = ("coordinator", "num_processes", "process_id", "timeout")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("several processes (hosts)")
     g.add_argument(
-        "--distributed", metavar="auto|HOST:PORT",
+        "--distributed",
+        metavar="auto|HOST:PORT",
         help="train in several processes: 'auto' on SLURM / Open MPI, or the coordinator's address "
         "(process 0 listens there); use with --devices all (the default then)",
     )
     g.add_argument("--num-processes", type=int, metavar="N", help="how many processes take part (with HOST:PORT)")
     g.add_argument("--process-id", type=int, metavar="I", help="this process: 0 .. N-1; 0 writes the run folder")
     g.add_argument(
-        "--distributed-timeout", type=int, metavar="S",
+        "--distributed-timeout",
+        type=int,
+        metavar="S",
         help="seconds to wait for the coordinator, and without heartbeat before a process counts as lost (default 60)",
     )
 
@@ -44,10 +47,14 @@ def split_config(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
         return read_config(path), {}  # raises its clear error
     table = raw.pop("distributed", {})
     if not isinstance(table, dict):
-        raise ValueError(f"{path}: 'distributed' must be a table: [distributed] with coordinator = \"auto\" or \"HOST:PORT\".")
+        raise ValueError(
+            f'{path}: \'distributed\' must be a table: [distributed] with coordinator = "auto" or "HOST:PORT".'
+        )
     unknown = sorted(set(table) - set(TOML_KEYS))
     if unknown:
-        raise ValueError(f"{path}: unknown key(s) {', '.join(map(repr, unknown))} in [distributed]. Valid keys: {', '.join(TOML_KEYS)}.")
+        raise ValueError(
+            f"{path}: unknown key(s) {', '.join(map(repr, unknown))} in [distributed]. Valid keys: {', '.join(TOML_KEYS)}."
+        )
     return check_keys(raw, str(path)), table
 
 
@@ -67,7 +74,9 @@ def settings(args, table: dict[str, Any]) -> dict[str, Any] | None:
     for k in ("num_processes", "process_id", "timeout"):
         v = s[k]
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < (1 if k != "process_id" else 0)):
-            raise ValueError(f"--{k.replace('_', '-')} must be a {'non-negative' if k == 'process_id' else 'positive'} integer, got {v!r}.")
+            raise ValueError(
+                f"--{k.replace('_', '-')} must be a {'non-negative' if k == 'process_id' else 'positive'} integer, got {v!r}."
+            )
     if not args.out and not args.resume:
         raise ValueError("--distributed needs --out RUN_DIR (the same path on every process; process 0 writes it).")
     return s
@@ -82,7 +91,13 @@ def run_joined(args, s: dict[str, Any], train: Callable[[], int]) -> int:
     from ..training import cluster
     from . import error_line
 
-    cluster.join(s["coordinator"], s["num_processes"], s["process_id"], timeout=s["timeout"] or cluster.DEFAULT_TIMEOUT, prefix="vaekit train")
+    cluster.join(
+        s["coordinator"],
+        s["num_processes"],
+        s["process_id"],
+        timeout=s["timeout"] or cluster.DEFAULT_TIMEOUT,
+        prefix="vaekit train",
+    )
     me, n = jax.process_index(), jax.process_count()
     out = Path(args.resume or args.out)
     resume_hint = f"vaekit train --resume {out} with the same --distributed options on every process"
@@ -120,4 +135,7 @@ def run_joined(args, s: dict[str, Any], train: Callable[[], int]) -> int:
 def _is_lost_peer(e: BaseException) -> bool:
     """A collective that failed because another process went away (gloo, coordination service)."""
     text = str(e)
-    return any(s in text for s in ("Gloo", "gloo", "Connection reset", "Connection closed", "heartbeat", "coordination service"))
+    return any(
+        s in text
+        for s in ("Gloo", "gloo", "Connection reset", "Connection closed", "heartbeat", "coordination service")
+    )

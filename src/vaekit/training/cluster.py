@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import jax
 
@@ -83,6 +84,20 @@ def join(
     # Without recoverability JAX's service would abort every process the moment one is
     # lost, before anything could be said; the watchdog below stops them instead.
     jax.config.update("jax_enable_recoverability", True)
+    # JAX aborts the process when the others do not connect in time; say why just before.
+    where = address or "the coordinator found in the environment"
+    alarm = threading.Timer(
+        max(0.5, timeout - 0.5),
+        exit_now,
+        (
+            2,
+            f"{prefix}: error: could not join the other processes through {where} within {timeout} s. "
+            "Check that every process was started with the same --distributed and --num-processes (process 0 "
+            "listens on that port), that the address is reachable from each machine, or raise --distributed-timeout.",
+        ),
+    )
+    alarm.daemon = True
+    alarm.start()
     try:
         initialize(
             address,
@@ -109,6 +124,8 @@ def join(
                 "reachable from this machine, and that all use the same --num-processes."
             ) from None
         raise
+    finally:
+        alarm.cancel()
     _state.update(joined=True, me=jax.process_index(), n=jax.process_count(), stopping=False)
     if jax.process_count() > 1:
         threading.Thread(target=_watch, name="vaekit-watchdog", daemon=True).start()
@@ -119,8 +136,9 @@ def joined() -> bool:
     return bool(_state.get("joined"))
 
 
-def _client():
-    from jax._src.distributed import global_state  # the coordination service client
+def _client() -> Any:
+    """JAX's coordination-service client of this process (None before joining)."""
+    from jax._src.distributed import global_state
 
     return global_state.client
 
@@ -134,6 +152,8 @@ def set_last_words(fn: Callable[[], str] | None) -> None:
 def lost_message(missing: list[int] | None = None) -> str:
     """The one line said when other processes are lost (``missing``: their indices)."""
     me, n = _state["me"], _state["n"]
+    if not missing and n == 2:
+        missing = [1 - me]
     who = f"process {', '.join(map(str, missing))}" if missing else "another process"
     msg = (
         f"error: process {me} of {n}: lost contact with {who} (no heartbeat for {_state['timeout']} s, "
