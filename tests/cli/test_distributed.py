@@ -21,7 +21,7 @@ from vaekit.cli import main
 
 TINY = ["--data", "digits", "--limit", "300", "--hidden", "16", "--batch-size", "20", "--checkpoint-every", "1", "-q"]
 EPOCHS = 4
-TIMEOUT = 15  # --distributed-timeout of the runs here
+TIMEOUT = 30  # --distributed-timeout of the runs here (bounds a lost process; a killed one is seen at once)
 
 
 def _port() -> str:

@@ -29,6 +29,8 @@ import jax
 #: Default seconds without a heartbeat before a process counts as lost (also the time
 #: allowed to connect to the coordinator and to shut down).
 DEFAULT_TIMEOUT = 60
+#: A barrier waits at most this many timeouts for a process that is alive but elsewhere.
+BARRIER_FACTOR = 10
 _FAILED = "vaekit/failed/"
 _state: dict = {"timeout": DEFAULT_TIMEOUT, "last_words": None, "rounds": {}, "prefix": "vaekit"}
 
@@ -246,11 +248,19 @@ def barrier(name: str) -> None:
     base = f"vaekit/barrier/{name}/{r}/"
     client.key_value_set(f"{base}{_state['me']}", "1")
     n, pause = _state["n"], 0.001
-    while len(client.key_value_dir_get(base)) < n:
+    limit = BARRIER_FACTOR * _state["timeout"]
+    deadline = time.monotonic() + limit
+    while len(arrived := client.key_value_dir_get(base)) < n:
         failed = _posted_failure()
         if failed is not None:
             client.key_value_set(f"vaekit/seen/{_state['me']}", "1")
             raise failed
+        if time.monotonic() > deadline:  # alive but elsewhere, e.g. stopped by a signal mid-epoch
+            late = sorted(set(range(n)) - {int(k.rsplit("/", 1)[-1]) for k, _ in arrived})
+            raise PeerLost(
+                f"error: process {_state['me']} of {n}: process {', '.join(map(str, late))} did not reach "
+                f"{name!r} within {limit} s (it is stuck or was stopped at another point). Stopping."
+            )
         time.sleep(pause)
         pause = min(0.05, pause * 2)
 
