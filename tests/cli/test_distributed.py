@@ -30,16 +30,11 @@ def _port() -> str:
         return str(s.getsockname()[1])
 
 
-def _start(args: list[str], cwd, n: int = 2, port: str | None = None) -> list[subprocess.Popen]:
+def _start(args: list[str], cwd, n: int = 2, flags: bool = True) -> list[subprocess.Popen]:
+    """``n`` processes of ``vaekit train ARGS``; ``flags=False``: the TOML file in ``args`` joins them."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    dist = [
-        "--distributed",
-        f"127.0.0.1:{port or _port()}",
-        "--num-processes",
-        str(n),
-        "--distributed-timeout",
-        str(TIMEOUT),
-    ]
+    dist = ["--distributed", f"127.0.0.1:{_port()}", "--num-processes", str(n), "--distributed-timeout", str(TIMEOUT)]
+    dist = dist if flags else []
     return [
         subprocess.Popen(
             [sys.executable, "-m", "vaekit.cli", "train", *args, *dist, "--process-id", str(i)],
@@ -95,7 +90,10 @@ def runs(tmp_path_factory):
     # resume the killed run with two processes; meanwhile process 0 of a run into an
     # existing folder fails before training: process 1 must end with its error and code
     resumed = _start(["--resume", "killed", "--epochs", str(EPOCHS), "-q"], root)
-    refused = _start([*TINY, "--epochs", "1", "--out", "whole"], root)
+    (root / "dist.toml").write_text(
+        f'epochs = 1\n[distributed]\ncoordinator = "127.0.0.1:{_port()}"\nnum_processes = 2\ntimeout = {TIMEOUT}\n'
+    )
+    refused = _start([*TINY, "--config", "dist.toml", "--out", "whole"], root, flags=False)
     return dict(
         root=root,
         whole=whole_res,

@@ -17,6 +17,9 @@ examples:
   vaekit train --data images/ --model dirichlet_vae --latent-dim 10 \\
       --clip-norm 1 --adam-betas 0.9,0.99 --out runs/dir   # the Dirichlet-VAE recipe
   vaekit train --resume runs/mnist --epochs 100      # continue from the last checkpoint
+  vaekit train --config mnist.toml --out /shared/runs/mnist \
+      --distributed 10.0.0.1:1234 --num-processes 2 --process-id 0   # and --process-id 1 on the other host
+  srun vaekit train --config mnist.toml --out runs/mnist --distributed auto   # SLURM / Open MPI
 
 defaults chosen from the data (when --likelihood/--preprocessing are not set; the
 choice is printed in one line at the start and recorded in config.json):
