@@ -11,6 +11,11 @@ sharded program (partitioning, all-reduce), not a speed-up; on several GPUs it m
 scaling.
 
     python bench/scaling.py --devices 1,2,4 --examples 12000
+    python bench/scaling.py --processes 2 --devices 1 --examples 12000   # two processes on this host
+
+``--processes N`` starts N processes on 127.0.0.1 (``vk.distributed.initialize``, gloo
+collectives on CPU), each with ``--devices`` local devices, training with
+``devices="all"``; process 0's timings are reported.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ sys.path.insert(0, sys.argv[1])
 import vaekit as vk
 from _data import mnist_binarized
 n_dev, n, bs, mode, hidden = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
+rank, nproc, port = int(sys.argv[7]), int(sys.argv[8]), sys.argv[9]
+if nproc > 1:
+    vk.distributed.initialize(f"127.0.0.1:{port}", num_processes=nproc, process_id=rank)
 x = mnist_binarized(n)
 k1, k2 = jax.random.split(jax.random.key(0))
 model = vk.VAE(prior=vk.StandardNormal(2),
@@ -36,9 +44,10 @@ model = vk.VAE(prior=vk.StandardNormal(2),
                decoder=vk.Bernoulli(vk.MLP(2, 784, hidden=(hidden,), key=k2)))
 data = vk.ArraySource(x) if mode == "stream" else x
 _, h = vk.fit(model, data, key=jax.random.key(1), epochs=2, batch_size=bs,
-              optimizer=__import__("optax").adam(1e-3), devices=None if n_dev == 0 else n_dev)
+              optimizer=__import__("optax").adam(1e-3),
+              devices="all" if nproc > 1 else None if n_dev == 0 else n_dev)
 steps = n // bs
-print(json.dumps(dict(devices=n_dev, mode=mode, platform=jax.devices()[0].platform,
+print(json.dumps(dict(devices=len(jax.devices()) if nproc > 1 else n_dev, processes=nproc, mode=mode, platform=jax.devices()[0].platform,
                       compile_and_epoch_s=h["time"][0], epoch_s=h["time"][1],
                       samples_per_s=steps * bs / h["time"][1])))
 """
@@ -52,6 +61,9 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=500)
     ap.add_argument("--modes", default="memory,stream")
     ap.add_argument("--platform", default="cpu", choices=["cpu", "gpu"])
+    ap.add_argument(
+        "--processes", type=int, default=1, help="processes on this host (127.0.0.1), each with --devices devices"
+    )
     args = ap.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, here)
@@ -59,42 +71,67 @@ def main() -> None:
 
     print(
         f"# {machine()}, platform {args.platform}, {args.examples} examples, batch {args.batch_size}, "
-        f"hidden {args.hidden}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"hidden {args.hidden}, {args.processes} process(es), "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         flush=True,
     )
-    print("| devices | data | platform | XLA_FLAGS | epoch s | samples/s | first epoch (with compile) s |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| processes | devices (all) | data | platform | XLA_FLAGS | epoch s | samples/s | first epoch (with compile) s |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for n_dev in (int(d) for d in args.devices.split(",")):
         for mode in args.modes.split(","):
             env = dict(os.environ)
             if args.platform == "cpu":
                 env["JAX_PLATFORMS"] = "cpu"
                 env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={max(1, n_dev)}"
-            r = subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    CHILD,
-                    here,
-                    str(n_dev),
-                    str(args.examples),
-                    str(args.batch_size),
-                    mode,
-                    str(args.hidden),
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            if r.returncode != 0:
-                print(f"| {n_dev} | {mode} | failed: {r.stderr.strip().splitlines()[-1]} |||||", flush=True)
+            port = str(_free_port())
+            procs = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        CHILD,
+                        here,
+                        str(n_dev),
+                        str(args.examples),
+                        str(args.batch_size),
+                        mode,
+                        str(args.hidden),
+                        str(rank),
+                        str(args.processes),
+                        port,
+                    ],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for rank in range(args.processes)
+            ]
+            outs = [p.communicate() for p in procs]
+            stdout = outs[0][0]
+            if any(p.returncode != 0 for p in procs):
+                err = next(e for p, (_, e) in zip(procs, outs) if p.returncode != 0)
+                print(
+                    f"| {args.processes} | {n_dev} | {mode} | failed: {err.strip().splitlines()[-1]} |||||", flush=True
+                )
                 continue
-            res = json.loads(r.stdout.strip().splitlines()[-1])
+            res = json.loads(stdout.strip().splitlines()[-1])
             print(
-                f"| {n_dev} | {mode} | {res['platform']} | {env.get('XLA_FLAGS', '')} | {res['epoch_s']:.2f} | "
+                f"| {args.processes} | {n_dev} ({res['devices']}) | {mode} | {res['platform']} | "
+                f"{env.get('XLA_FLAGS', '')} | {res['epoch_s']:.2f} | "
                 f"{res['samples_per_s']:.0f} | {res['compile_and_epoch_s']:.2f} |",
                 flush=True,
             )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import argparse
 import datetime as _dt
 from pathlib import Path
 
+from . import _distributed
+
 EXAMPLES = """\
 examples:
   vaekit train --data digits --latent-dim 2 --epochs 30 --out runs/digits
@@ -15,6 +17,9 @@ examples:
   vaekit train --data images/ --model dirichlet_vae --latent-dim 10 \\
       --clip-norm 1 --adam-betas 0.9,0.99 --out runs/dir   # the Dirichlet-VAE recipe
   vaekit train --resume runs/mnist --epochs 100      # continue from the last checkpoint
+  vaekit train --config mnist.toml --out /shared/runs/mnist \
+      --distributed 10.0.0.1:1234 --num-processes 2 --process-id 0   # and --process-id 1 on the other host
+  srun vaekit train --config mnist.toml --out runs/mnist --distributed auto   # SLURM / Open MPI
 
 defaults chosen from the data (when --likelihood/--preprocessing are not set; the
 choice is printed in one line at the start and recorded in config.json):
@@ -154,15 +159,26 @@ def add_parser(subparsers) -> None:
         help="with --resume: continue even though the training data changed since the run started",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _distributed.add_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..runs import read_config, resolve_config, train
+    file_cfg, table = _distributed.split_config(args.config) if args.config else ({}, {})
+    dist = _distributed.settings(args, table)
+    if dist is None:
+        return _run(args, file_cfg)
+    if args.devices is None and file_cfg.get("devices") is None:
+        args.devices = "all"  # every process trains its share of each batch
+    return _distributed.run_joined(args, dist, lambda: _run(args, file_cfg))
+
+
+def _run(args, file_cfg: dict) -> int:
+    from ..runs import resolve_config, train
+    from ..training.distributed import is_main_process
     from . import CLIError
 
     explicit = {key: getattr(args, flag) for flag, key in FLAGS.items() if getattr(args, flag) is not None}
-    file_cfg = read_config(args.config) if args.config else {}
     if args.resume:
         if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
             raise CLIError("--out and --resume name different folders; a resumed run stays in its folder.")
@@ -185,5 +201,6 @@ def run(args) -> int:
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             out = Path("runs") / f"{Path(str(cfg['data'])).stem}-{stamp}"
         train(cfg, out, overwrite=args.overwrite, quiet=args.quiet)
-    print(f"run written to {out}")
+    if is_main_process():
+        print(f"run written to {out}")
     return 0

@@ -83,6 +83,10 @@ def barrier(name: str = "vaekit") -> None:
     checkpoint before resuming. Every process must call it with the same ``name``.
     """
     if jax.process_count() > 1:
+        from . import cluster
+
+        if cluster.joined():  # `vaekit train --distributed`: sees failures of other processes
+            return cluster.barrier(name)
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(name)
