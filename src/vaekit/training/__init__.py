@@ -2,7 +2,7 @@
 data sources with prefetching, several devices and processes, and the files training
 writes (:mod:`vaekit.training.checkpoints`)."""
 
-from . import checkpoints as checkpoints, distributed as distributed
+from . import checkpoints as checkpoints, distributed as distributed, loggers as loggers
 from ._loop import Checkpointing as Checkpointing, Streaming as Streaming, fit as fit, signals_held as signals_held
 from ._optimizers import (
     SkipNonFiniteState as SkipNonFiniteState,

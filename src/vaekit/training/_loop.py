@@ -28,6 +28,7 @@ from ._state import TrainingDiverged, TrainState
 from ._streaming import Placement, chunk_batches, read_chunk, read_rows, to_local
 from ._trainer import BatchTransform, LossFn, Trainer, all_finite, as_key, make_loss
 from .distributed import is_main_process, resolve_devices
+from .loggers import compose
 
 
 class Streaming(NamedTuple):
@@ -86,7 +87,7 @@ def fit(
     estimator: str = "auto",
     objective: str | LossFn = "elbo",
     verbose: bool = False,
-    callback: Callable[[TrainState], Any] | None = None,
+    callback: Callable[[TrainState], Any] | list[Callable[[TrainState], Any]] | None = None,
     batch_transform: BatchTransform | None = None,
     resume: TrainState | None = None,
     devices: Any = None,
@@ -123,6 +124,8 @@ def fit(
     :param callback: ``callback(state)`` with a :class:`TrainState` after each epoch
         (checkpointing, early stopping, progress bars); return ``True`` to stop, or a
         modified :class:`TrainState` to continue from it (e.g. updated prior parameters).
+        A list of callbacks (e.g. ``vk.loggers.TensorBoard(...)``) runs them in order
+        (:func:`vaekit.loggers.compose`).
         In multi-process runs every process calls it; write files only where
         :func:`vaekit.distributed.is_main_process`.
     :param batch_transform: ``transform(key, xb) -> xb`` applied to every training
@@ -161,6 +164,7 @@ def fit(
     one part), so Ctrl-C stops training within about a second.
     """
     epochs = non_negative_int(epochs, "epochs")
+    callback = compose(callback)  # a list of callbacks, e.g. trackers (vaekit.training.loggers)
     key = as_key(key)
     streaming, checkpointing = _options(streaming, checkpointing, legacy)
     loss_fn = make_loss(beta=beta, n_samples=n_samples, kl=kl, estimator=estimator, objective=objective)

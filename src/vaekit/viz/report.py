@@ -189,4 +189,7 @@ figcaption {{ font-size: 13px; color: #555; max-width: 700px; }}
 """
     target = run / "report.html"
     ckpt.atomic_write(target, lambda f: f.write(page.encode()))
+    from ..runs.tracking import log_images
+
+    log_images(run, {Path(p).stem: p for p in figs.values()})  # artifacts of the run's --logger trackers
     return target
