@@ -15,7 +15,7 @@ from PIL import Image
 
 import vaekit as vk
 from vaekit.cli import main
-from vaekit.runs.tracking import TRACKERS_FILE, log_images
+from vaekit.runs.tracking import TRACKERS_FILE
 
 pytest.importorskip("tensorboardX")
 pytest.importorskip("tensorboard")
@@ -38,7 +38,7 @@ COMMON = [
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):
     """A run of 3 epochs whose epoch-3 checkpoint is then lost (as after a crash between
-    logging and checkpointing), resumed to 4 epochs, evaluated, with one image logged."""
+    logging and checkpointing), resumed to 4 epochs, evaluated and reported."""
     d = tmp_path_factory.mktemp("tracked")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", (d / "mlruns").as_uri())
@@ -88,9 +88,9 @@ def tracked(tmp_path_factory):
             )
             == 0
         )
-        png = d / "loss.png"
-        Image.fromarray(np.full((8, 12, 3), 200, np.uint8)).save(png)
-        log_images(run, {"loss": png})
+        assert (
+            main(["report", str(run), "--lattice-size", "4"]) == 0
+        )  # its 6 plots become artifacts
         yield run, ids, d
 
 
@@ -139,8 +139,17 @@ def test_tensorboard_event_files(tracked):
     assert ea.Scalars("eval/test_log_likelihood")[0].value == pytest.approx(
         ev["log_likelihood"]
     )
-    img = ea.Images("report/loss")
-    assert len(img) == 1 and (img[0].width, img[0].height) == (12, 8)
+    plots = {p.stem: p for p in (run / "plots").glob("*.png")}
+    assert len(plots) == 6 and sorted(
+        t[len("report/") :] for t in ea.Tags()["images"]
+    ) == sorted(plots)
+    img = ea.Images("report/samples")
+    with Image.open(plots["samples"]) as im:
+        assert (
+            len(img) == 1
+            and img[0].step == 4
+            and (img[0].width, img[0].height) == im.size
+        )
     assert "_hparams_/experiment" in ea.PluginTagToContent("hparams")
     assert (
         "lr = 0.001"
@@ -188,9 +197,13 @@ def test_mlflow_file_store(tracked):
     assert r.data.metrics["eval/test_elbo"] == pytest.approx(
         json.loads((run / "eval.json").read_text())["elbo"]
     )
-    assert [a.path for a in client.list_artifacts(r.info.run_id, "report")] == [
-        "report/loss.png"
-    ]
+    arts = client.list_artifacts(r.info.run_id, "report")
+    assert sorted(a.path for a in arts) == sorted(
+        f"report/{p.name}" for p in (run / "plots").glob("*.png")
+    )
+    assert all(
+        a.file_size == (run / "plots" / Path(a.path).name).stat().st_size for a in arts
+    )
 
 
 def _wandb_records(path):
@@ -249,7 +262,14 @@ def test_wandb_offline_files(tracked):
                     {i.key: json.loads(i.value_json) for i in rec.config.update}
                 )
             elif kind == "artifact":
-                artifacts.append(rec.artifact.type)
+                artifacts.append(
+                    (
+                        rec.artifact.type,
+                        sorted(
+                            Path(m.path).name for m in rec.artifact.manifest.contents
+                        ),
+                    )
+                )
     assert epochs == [1, 2, 3, 4]  # the re-run epoch 3 was not sent again
     np.testing.assert_allclose(
         [loss[e] for e in (1, 2, 3, 4)],
@@ -257,7 +277,9 @@ def test_wandb_offline_files(tracked):
         rtol=1e-6,
     )
     assert config["lr"] == 0.001 and config["data"] == "digits"
-    assert artifacts == ["report"]
+    assert artifacts == [
+        ("report", sorted(p.name for p in (run / "plots").glob("*.png")))
+    ]
 
 
 def test_failing_tracker_warns_once_and_training_goes_on(digits_binary):

@@ -14,12 +14,26 @@ def test_verbose_fit_shows_a_tqdm_bar(digits_binary, capsys):
         decoder=vk.Bernoulli(vk.MLP(2, 64, hidden=(8,), key=k2)),
     )
     states = []
-    _, h = vk.fit(model, x, key=0, epochs=2, batch_size=50, x_val=x[:50], verbose=True, callback=states.append)
+    _, h = vk.fit(
+        model,
+        x,
+        key=0,
+        epochs=2,
+        batch_size=50,
+        x_val=x[:50],
+        verbose=True,
+        callback=states.append,
+    )
     cap = capsys.readouterr()
     assert cap.out == ""  # the bar is on stderr, stdout stays clean
     last = cap.err.replace("\r", "\n").strip().splitlines()[-1]
     assert last.startswith("fit: 100%") and "2/2" in last
-    assert f"train={h['train_loss'][-1]:.3f}" in last and f"val={h['val_loss'][-1]:.3f}" in last
-    vk.fit(model, x, key=0, epochs=3, batch_size=50, verbose=True, resume=states[1])  # continues at 2/3
+    assert (
+        f"train={h['train_loss'][-1]:.3f}" in last
+        and f"val={h['val_loss'][-1]:.3f}" in last
+    )
+    vk.fit(
+        model, x, key=0, epochs=3, batch_size=50, verbose=True, resume=states[1]
+    )  # continues at 2/3
     err = capsys.readouterr().err.replace("\r", "\n")
     assert "3/3" in err and "1/3" not in err

@@ -67,7 +67,8 @@ def fetch(name: str, filename: str, urls: list[str], md5: str | None, *, downloa
             path=target.parent, base_url=base, registry={filename: None if md5 is None else f"md5:{md5}"}, retry_if_failed=1
         )
         try:
-            return Path(fetcher.fetch(filename, downloader=pooch.HTTPDownloader(progressbar=False, timeout=60)))
+            http = pooch.HTTPDownloader(progressbar=False, timeout=60)
+            return Path(fetcher.fetch(filename, downloader=http))  # pyright: ignore[reportArgumentType]
         except ValueError as e:  # pooch's hash mismatch; the download is already removed
             if "hash" not in str(e):
                 raise

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Self
 
 
 class EpochBar:
@@ -20,7 +20,14 @@ class EpochBar:
             from tqdm.auto import tqdm
 
             done = len(history["train_loss"]) - 1
-            self.bar = tqdm(total=self.epochs, initial=done, desc="fit", unit="epoch", file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=self.epochs,
+                initial=done,
+                desc="fit",
+                unit="epoch",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
         self.skipped += skipped
         post: dict[str, Any] = {"train": f"{history['train_loss'][-1]:.3f}"}
         if history.get("val_loss"):
@@ -31,7 +38,7 @@ class EpochBar:
         self.bar.set_postfix(post, refresh=False)
         self.bar.update(1)
 
-    def __enter__(self) -> EpochBar:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -185,8 +185,16 @@ class Logger:
         if self.terms_data is not None:
             if self._terms is None:
                 self._terms = _terms_fn()
-            rec, kl = self._terms(state.model, self.terms_data, jax.random.key(0))
-            out["terms/reconstruction"], out["terms/kl"] = float(rec), float(kl)
+            try:
+                rec, kl = self._terms(state.model, self.terms_data, jax.random.key(0))
+                out["terms/reconstruction"], out["terms/kl"] = float(rec), float(kl)
+            except Exception as e:  # noqa: BLE001 - a model without these terms: log the rest
+                self.terms_data = None
+                warnings.warn(
+                    f"{self.name}: the reconstruction/KL terms are not logged for this model ({type(e).__name__}: {e}).",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
         return out
 
     def log_metrics(
