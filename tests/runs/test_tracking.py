@@ -360,6 +360,31 @@ def test_missing_tracker_package_is_one_line(monkeypatch, tmp_path, capsys):
     assert not (tmp_path / "r").exists()  # failed before anything was written
 
 
+def test_mlflow_without_a_tracking_uri_is_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(
+        "importlib.util.find_spec",
+        lambda name, *a: None if name == "sqlalchemy" else object(),
+    )
+    assert (
+        main(
+            [
+                "train",
+                *COMMON,
+                "--epochs",
+                "1",
+                "--logger",
+                "mlflow",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        != 0
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "set MLFLOW_TRACKING_URI" in err[-1] and not (tmp_path / "r").exists()
+
+
 def test_loggers_in_toml_and_bad_names(tmp_path):
     from vaekit.runs import read_config, resolve_config
 

@@ -40,6 +40,13 @@ def require(names: list[str]) -> None:
             raise ImportError(
                 f"--logger {n} needs the optional package {package}: pip install 'vaekit[{n}]'"
             )
+    no_uri = not os.environ.get("MLFLOW_TRACKING_URI")
+    if "mlflow" in names and no_uri and importlib.util.find_spec("sqlalchemy") is None:
+        # MLflow's default store is sqlite:///mlflow.db in the working folder, which needs full mlflow
+        raise ValueError(
+            "--logger mlflow: set MLFLOW_TRACKING_URI (a server such as http://localhost:5000, or "
+            "file:/path/mlruns with MLFLOW_ALLOW_FILE_STORE=true), or pip install mlflow for its default sqlite store."
+        )
 
 
 def make_logger(

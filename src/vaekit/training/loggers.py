@@ -146,9 +146,8 @@ class Logger:
             return
         try:
             self.open(state.epoch)
-            if (
-                state.epoch <= self.last_step
-            ):  # the tracker has this epoch (a resumed run)
+            # the tracker already has this epoch (a resumed run): not sent again
+            if state.epoch <= self.last_step:
                 return
             self._scalars(self.epoch_metrics(state), state.epoch)
             self.last_step = state.epoch
