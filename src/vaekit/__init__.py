@@ -98,6 +98,7 @@ from .training import (
     default_optimizer as default_optimizer,
     distributed as distributed,
     fit as fit,
+    loggers as loggers,
     make_loss as make_loss,
     map_batches as map_batches,
 )
@@ -207,6 +208,7 @@ __all__ = [
     "default_optimizer",
     "distributed",
     "fit",
+    "loggers",
     "make_loss",
     "map_batches",
     # data

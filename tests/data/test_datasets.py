@@ -122,6 +122,37 @@ def test_fetch_md5_and_atomic(tmp_path, cache, serve):
         _fetch.fetch("toy", "missing.bin", [base], md5)
 
 
+def test_fetch_retries_a_failed_download(tmp_path, cache):
+    """A mirror that fails once (HTTP 503) is tried again before giving up (pooch's retry)."""
+    payload = b"retry me" * 64
+    hits = []
+
+    class Flaky(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            if len(hits) == 1:
+                self.send_error(503)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{srv.server_address[1]}/toy/"
+        p = _fetch.fetch("toy", "r.bin", [base], hashlib.md5(payload).hexdigest())
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert hits == ["/toy/r.bin", "/toy/r.bin"] and p.read_bytes() == payload
+    assert sorted(x.name for x in (cache / "toy").iterdir()) == ["r.bin"]  # no temporary file left
+
+
 def test_mnist_download_through_local_server(data_dir, tmp_path, cache, serve, monkeypatch):
     if not data_dir or not (Path(data_dir) / "mnist").is_dir():
         pytest.skip("shared MNIST data not available")

@@ -117,4 +117,7 @@ def run(args) -> int:
     # printed first, so a failed write (read-only folder, disk full) does not lose them
     ckpt.write_json(Path(args.run) / "eval.json", r)
     print(f"written to {Path(args.run) / 'eval.json'}")
+    from ..runs.tracking import log_metrics
+
+    log_metrics(args.run, {f"{r['split']}_{k}": r[k] for k in ("elbo", "log_likelihood")})  # --logger trackers
     return 0

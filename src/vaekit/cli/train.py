@@ -20,6 +20,7 @@ examples:
   vaekit train --config mnist.toml --out /shared/runs/mnist \
       --distributed 10.0.0.1:1234 --num-processes 2 --process-id 0   # and --process-id 1 on the other host
   srun vaekit train --config mnist.toml --out runs/mnist --distributed auto   # SLURM / Open MPI
+  vaekit train --data mnist --logger tensorboard --logger mlflow --out runs/m  # trackers
 
 defaults chosen from the data (when --likelihood/--preprocessing are not set; the
 choice is printed in one line at the start and recorded in config.json):
@@ -45,6 +46,7 @@ config file (TOML; flags override it; unknown keys are errors):
   adam_betas = [0.9, 0.99]
   weight_decay = 0.0
   skip_nonfinite = true
+  loggers = ["tensorboard"]
   [model_options]
   activation = "tanh"
 """
@@ -79,6 +81,7 @@ FLAGS = {
     "keep_checkpoints": "keep_checkpoints",
     "n_samples": "n_samples",
     "devices": "devices",
+    "logger": "loggers",
 }
 
 
@@ -145,6 +148,13 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--n-samples", type=int, help="latent samples per example in the objective")
     p.add_argument("--devices", help="data-parallel training: 'all' or a device count (default: one device)")
+    p.add_argument(
+        "--logger",
+        action="append",
+        choices=("tensorboard", "mlflow", "wandb"),
+        help="send metrics to an experiment tracker (repeatable): tensorboard (RUN/tensorboard), mlflow "
+        "($MLFLOW_TRACKING_URI), wandb ($WANDB_PROJECT, $WANDB_MODE); pip install 'vaekit[NAME]'",
+    )
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default runs/<data>-<time>)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", metavar="RUN", help="continue this run from its newest checkpoint")

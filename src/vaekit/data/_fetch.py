@@ -1,17 +1,17 @@
 """Finding data files: ``$VAEKIT_DATA_DIR/<name>/``, the cache, else a verified download.
 
-Downloads go to a temporary file in the cache folder, are checked against their md5,
-and are moved into place with ``os.replace``, so an interrupted or corrupted download
-never leaves a file under the final name.
+Downloads are done by `pooch <https://www.fatiando.org/pooch>`_: each file is streamed
+to a temporary file in the cache folder, checked against its md5 (the hash registry),
+and only then moved to its final name, so an interrupted or corrupted download never
+leaves a file under that name; a failed download is retried once before the next mirror.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import tempfile
-import urllib.error
-import urllib.request
+import re
 from pathlib import Path
 
 
@@ -56,40 +56,33 @@ def fetch(name: str, filename: str, urls: list[str], md5: str | None, *, downloa
         )
     if not urls:
         raise FileNotFoundError(f"{name}: no download location for {filename}.")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    import pooch
+    import requests
+
+    pooch.get_logger().setLevel(logging.WARNING)  # no "Downloading ..." lines on stderr
     errors = []
     for base in urls:
         url = base + filename
+        fetcher = pooch.create(
+            path=target.parent, base_url=base, registry={filename: None if md5 is None else f"md5:{md5}"}, retry_if_failed=1
+        )
         try:
-            _download(url, target, md5)
-            return target
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            http = pooch.HTTPDownloader(progressbar=False, timeout=60)
+            return Path(fetcher.fetch(filename, downloader=http))  # pyright: ignore[reportArgumentType]
+        except ValueError as e:  # pooch's hash mismatch; the download is already removed
+            if "hash" not in str(e):
+                raise
+            got = re.search(r"got (\w+)", str(e))
+            raise ChecksumError(
+                f"md5 mismatch for {url}: got {got.group(1) if got else 'another hash'}, expected {md5}. The "
+                "corrupted download was removed; try again later or fetch the file by hand."
+            ) from None
+        except (requests.RequestException, OSError) as e:
             errors.append(f"{url}: {e}")
     raise FileNotFoundError(
         f"{name}: could not download {filename} ({'; '.join(errors)}). Download it by hand "
         f"into {target.parent} or set VAEKIT_DATA_DIR to a folder holding {name}/{filename}."
     )
-
-
-def _download(url: str, target: Path, md5: str | None) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        h = hashlib.md5()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-            for chunk in iter(lambda: resp.read(1 << 20), b""):
-                h.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        if md5 is not None and h.hexdigest() != md5:
-            raise ChecksumError(
-                f"md5 mismatch for {url}: got {h.hexdigest()}, expected {md5}. The corrupted "
-                "download was removed; try again later or fetch the file by hand."
-            )
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 class ChecksumError(ValueError):

@@ -35,6 +35,7 @@ from ..training import checkpoints as ckpt
 from ..training.distributed import barrier, is_main_process
 from ..zoo import presets
 from ..zoo.vamp import VampVAE
+from . import tracking
 from ._data import RunData, resolve_from_data
 from .config import DEFAULTS, RESUMABLE, environment, incompatible, model_spec, resolve_config
 from .folder import check_out, checkpoints, is_run, prepare_out, set_status, try_status
@@ -213,6 +214,7 @@ def _train(
         cfg, saved, saved_pre = _resumed_config(out, explicit, held if main else None)
     elif main:
         check_out(out, overwrite)  # fail before loading any data; prepare_out checks again
+    tracking.require(cfg.get("loggers") or [])  # a missing tracker package fails before anything is written
     barrier("vaekit-run-checked")
     data = RunData(cfg, new_defaults=not resume, pre=saved_pre)
     cfg = resolve_from_data(cfg, data, strict=not resume)
@@ -255,6 +257,7 @@ def _train(
     if main:
         set_status(out, "running")
     log = _EpochLog(out, cfg, steps, main, state, quiet)
+    trackers = _trackers(out, cfg, steps, data, resume) if main and cfg.get("loggers") else None
     fit_kwargs = dict(
         key=fit_key,
         epochs=cfg["epochs"],
@@ -263,7 +266,7 @@ def _train(
         x_val=data.xv,
         beta=beta_schedule(cfg, steps),
         n_samples=cfg["n_samples"],
-        callback=log,
+        callback=log if trackers is None else [log, trackers],
         batch_transform=data.pre.batch_transform(),
         resume=state,
         devices=cfg["devices"],
@@ -286,6 +289,8 @@ def _train(
         raise
     finally:
         log.close()
+        if trackers is not None:
+            trackers.close()
     if main:
         epochs_done = log.state.epoch if log.state is not None else (state.epoch if state is not None else 0)
         digest = ckpt.write_leaves(out / ckpt.MODEL_FILE, model)
@@ -301,6 +306,15 @@ def _train(
         )
     barrier("vaekit-run-finished")
     return out
+
+
+def _trackers(out: Path, cfg: dict, steps: int, data: RunData, resume: bool) -> tracking.RunTrackers:
+    """The experiment trackers of ``--logger`` (:mod:`vaekit.runs.tracking`): per-epoch
+    metrics, the learning rate, and the reconstruction/KL terms of 500 validation rows."""
+    probe = data.xv if isinstance(data.xv, np.ndarray) else data.x if isinstance(data.x, np.ndarray) else None
+    probe = None if probe is None else probe[:500]
+    conf = {k: v for k, v in cfg.items() if k != "loggers"}
+    return tracking.RunTrackers(out, cfg["loggers"], resume=resume, config=conf, lr=lr_schedule(cfg, steps), terms_data=probe)
 
 
 def _resumed_config(out: Path, explicit: dict, held: list | None) -> tuple[dict, dict, Preprocessor | None]:

@@ -58,9 +58,11 @@ DEFAULTS: dict[str, Any] = {
     "checkpoint_every": 5,
     "keep_checkpoints": 3,
     "devices": None,
+    "loggers": [],  # experiment trackers: tensorboard, mlflow, wandb (vaekit.runs.tracking)
 }
 #: Keys that may change when a run is resumed (everything else must match).
-RESUMABLE = ("epochs", "patience", "checkpoint_every", "keep_checkpoints", "devices")
+RESUMABLE = ("epochs", "patience", "checkpoint_every", "keep_checkpoints", "devices", "loggers")
+LOGGERS = ("tensorboard", "mlflow", "wandb")
 LR_SCHEDULES = ("constant", "cosine", "exponential", "linear")
 DEFAULT_BATCH_SIZE = 100
 _TABLES = ("data_options", "model_options")
@@ -118,6 +120,13 @@ def _type_check(key: str, value: Any) -> Any:
         "lr_warmup_epochs",
     ):
         nonneg = key in ("patience", "seed", "kl_warmup_epochs", "epochs", "keep_checkpoints", "lr_warmup_epochs")
+    if key == "loggers":
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"loggers must be a list of names like ['tensorboard'], got {value!r}.")
+        for n in names:
+            one_of(n, LOGGERS, "logger", quote=False)
+        return list(dict.fromkeys(names))
         return non_negative_int(value, key) if nonneg else positive_int(value, key)
     if key == "devices":
         resolve_devices(value)  # validates: "all", a positive count, or a count as a string

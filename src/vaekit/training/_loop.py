@@ -24,11 +24,13 @@ from ..core import AbstractVAE, check_batch_size, check_data
 from . import checkpoints
 from ._optimizers import default_optimizer
 from ._prefetch import Prefetcher
+from ._progress import EpochBar
 from ._source import Source
 from ._state import TrainingDiverged, TrainState
 from ._streaming import Placement, chunk_batches, read_chunk, read_rows, to_local
 from ._trainer import BatchTransform, LossFn, Trainer, all_finite, as_key, make_loss
 from .distributed import is_main_process, resolve_devices
+from .loggers import compose
 
 
 class Streaming(NamedTuple):
@@ -87,7 +89,7 @@ def fit(
     estimator: str = "auto",
     objective: str | LossFn = "elbo",
     verbose: bool = False,
-    callback: Callable[[TrainState], Any] | None = None,
+    callback: Callable[[TrainState], Any] | list[Callable[[TrainState], Any]] | None = None,
     batch_transform: BatchTransform | None = None,
     resume: TrainState | None = None,
     devices: Any = None,
@@ -124,8 +126,12 @@ def fit(
     :param callback: ``callback(state)`` with a :class:`TrainState` after each epoch
         (checkpointing, early stopping, progress bars); return ``True`` to stop, or a
         modified :class:`TrainState` to continue from it (e.g. updated prior parameters).
+        A list of callbacks (e.g. ``vk.loggers.TensorBoard(...)``) runs them in order
+        (:func:`vaekit.loggers.compose`).
         In multi-process runs every process calls it; write files only where
         :func:`vaekit.distributed.is_main_process`.
+    :param verbose: show a tqdm progress bar over the epochs (stderr) with the latest
+        train/validation loss, the epoch's seconds and the skipped steps.
     :param batch_transform: ``transform(key, xb) -> xb`` applied to every training
         batch inside the compiled step (e.g. dynamic binarization).
     :param resume: a :class:`TrainState` from a callback; training continues from its
@@ -162,6 +168,7 @@ def fit(
     one part), so Ctrl-C stops training within about a second.
     """
     epochs = non_negative_int(epochs, "epochs")
+    callback = compose(callback)  # a list of callbacks, e.g. trackers (vaekit.training.loggers)
     key = as_key(key)
     streaming, checkpointing = _options(streaming, checkpointing, legacy)
     loss_fn = make_loss(beta=beta, n_samples=n_samples, kl=kl, estimator=estimator, objective=objective)
@@ -185,7 +192,8 @@ def fit(
         if saver is not None and lock is not None and resume is None:
             resume = _resume_from(saver, model, trainer.init(model), key)
         run = _Run(trainer, place, streaming, xv, saver, checkpointing.every if checkpointing else 1)
-        return _train_loop(run, model, x, key, epochs, resume, callback, verbose)
+        with EpochBar(epochs) as bar:  # verbose: a tqdm bar over the epochs
+            return _train_loop(run, model, x, key, epochs, resume, callback, bar if verbose else None)
     finally:
         if lock is not None:
             lock.release()
@@ -276,7 +284,7 @@ def _divergence(finite, skipped: int, n_steps: int, val: float | None) -> str | 
     return None
 
 
-def _train_loop(run: _Run, model, x, key, epochs: int, resume: TrainState | None, callback, verbose: bool):
+def _train_loop(run: _Run, model, x, key, epochs: int, resume: TrainState | None, callback, bar: EpochBar | None):
     model, opt_state, step, start, history, x = _start(run, model, x, resume)
     train_key, val_key = jax.random.split(key)
     good = TrainState(model, opt_state, step, start, _snapshot(history))  # last complete epoch
@@ -322,8 +330,8 @@ def _train_loop(run: _Run, model, x, key, epochs: int, resume: TrainState | None
                     RuntimeWarning,
                     stacklevel=3,
                 )
-            if verbose:
-                _print_epoch(history, epoch, epochs, skipped)
+            if bar is not None:
+                bar.epoch(history, skipped)
             state = good = TrainState(model, opt_state, step, epoch + 1, _snapshot(history))
             stop = False
             if callback is not None:
@@ -353,16 +361,6 @@ def _train_loop(run: _Run, model, x, key, epochs: int, resume: TrainState | None
     if run.place is not None:
         model = to_local(model)
     return model, history
-
-
-def _print_epoch(history: dict[str, list], epoch: int, epochs: int, skipped: int) -> None:
-    val = f"  val {history['val_loss'][-1]:.3f}" if "val_loss" in history else ""
-    skip = f"  ({skipped} steps skipped)" if skipped else ""
-    print(
-        f"epoch {epoch + 1:>4}/{epochs}  train {history['train_loss'][-1]:.3f}{val}"
-        f"  ({history['time'][-1]:.2f} s){skip}",
-        flush=True,
-    )
 
 
 def _snapshot(history: dict[str, list]) -> dict[str, list]:

@@ -111,6 +111,50 @@ def prior_samples(
     return save_image(grid(tiles, scale=tile_scale(image_shape)), Path(path))
 
 
+def prior_sample_grid(
+    model: AbstractVAE, key, path, *, image_shape=None, inverse=None, draws: int = 10, samples: int = 3, blocks: int = 2
+) -> Path:
+    """The report's prior samples: ``draws`` prior draws ``z``, each a row labelled
+    ``draw k`` with the decoder mean and ``samples`` samples of p(x|z) in labelled columns,
+    laid out as ``blocks`` side-by-side blocks of rows (a wide grid, not a tall strip)."""
+    plt = pyplot()
+    mean, xs = _prior_draws(model, key, draws, samples)
+    inv = inverse or (lambda a: a)
+    mean = inv(_flat(mean))
+    xs = inv(_flat(np.moveaxis(np.asarray(xs), 0, 1).reshape(draws * samples, -1))).reshape(draws, samples, -1)
+    arr = np.concatenate([mean[:, None], xs], axis=1)  # [draws, 1 + samples, d]
+    tiles = as_tiles(to_unit(arr, image_shape is not None), image_shape)
+    per = -(-draws // blocks)
+    scale = tile_scale(image_shape)
+    h, w = tiles.shape[2] * scale, tiles.shape[3] * scale
+    cols = samples + 1
+    fig, axes = plt.subplots(
+        1, blocks, figsize=(blocks * (cols * (w + 1) + 90) / 100, (per * (h + 1) + 50) / 100), dpi=100, squeeze=False
+    )
+    names = ["mean"] + [f"sample {i + 1}" for i in range(samples)]
+    for b, ax in enumerate(axes[0]):
+        part = tiles[b * per : (b + 1) * per]
+        if not len(part):
+            ax.axis("off")
+            continue
+        img = grid(part, scale=scale)
+        ax.imshow(img, cmap=None if img.ndim == 3 else "gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([1 + (w + 1) * c + w / 2 for c in range(cols)], names, fontsize=8)
+        ax.xaxis.tick_top()
+        ax.set_yticks(
+            [1 + (h + 1) * r + h / 2 for r in range(len(part))],
+            [f"draw {b * per + r + 1}" for r in range(len(part))],
+            fontsize=8,
+        )
+        ax.tick_params(length=0)
+        for side in ax.spines.values():
+            side.set_visible(False)
+    fig.tight_layout(pad=0.3)
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
 def reconstructions(
     model: AbstractVAE,
     x,
@@ -316,8 +360,8 @@ def latent_scatter(model: AbstractVAE, x, y, path, *, max_points: int = 5000) ->
     """The report's latent plot: :func:`vaekit.plot_latent` of the first ``max_points``
     rows of ``x`` coloured by ``y``, with a title, saved to ``path``."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 5), dpi=100)
-    latent_plots.plot_latent(model, x, y, ax=ax, s=6.0, max_points=max_points)
+    fig, ax = plt.subplots(figsize=(7.5, 6.2), dpi=100)  # readable next to the loss curves
+    latent_plots.plot_latent(model, x, y, ax=ax, s=9.0, max_points=max_points)
     if on_simplex(model):
         k = int(np.prod(model.latent_shape))
         ax.set_title(f"Posterior means on the simplex (K={k})")
@@ -350,6 +394,7 @@ def loss_curves(history: dict[str, list[float]], path) -> Path:
         if v:
             ax.plot(np.arange(1, len(v) + 1), v, marker="." if len(v) < 50 else None, label=label)
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # whole epochs
     ax.set_ylabel("loss (nats per example)")
     ax.set_title("Loss curves")
     if any(history.get(k) for k in ("train_loss", "val_loss")):

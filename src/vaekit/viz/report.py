@@ -1,8 +1,10 @@
 """Plots and a self-contained ``report.html`` for a run folder.
 
-``make_report(run)`` draws the plots into ``run/plots/`` and writes ``run/report.html``
-with the configuration, the final metrics (and ``eval.json`` when present) and every
-plot embedded as a base64 PNG, so the page works when copied anywhere.
+``make_report(run)`` draws the plots into ``run/plots/`` and writes ``run/report.html``:
+a summary first (data, model, headline numbers from ``vaekit.json`` and ``eval.json``,
+the loss curves and the latent space), then the other plots, then the final metrics,
+the configuration and the environment in collapsible sections. Every plot is embedded
+as a base64 PNG, so the page works when copied anywhere.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,7 +93,11 @@ def make_plots(
     else:
         how += "; this split has no labels, so the points are not coloured"
         manifest["labels_shown"] = None
-    figs["Loss curves (negative ELBO per example)"] = plots.loss_curves(_history(run), out / "loss.png")
+    hist = _history(run)
+    n_ep = len(hist.get("train_loss", []))
+    figs[
+        f"Loss curves: negative ELBO per example (nats) over epochs 1-{n_ep}, on the training rows and the held-out validation rows"
+    ] = plots.loss_curves(hist, out / "loss.png")
     where = (
         "on the simplex"
         if on_simplex(model)
@@ -99,11 +106,14 @@ def make_plots(
     figs[f"Latent space: posterior means {where} of {how}".replace("  ", " ")] = plots.latent_scatter(
         model, xm, y, out / "latent.png"
     )
-    figs[
-        "Prior samples: each row one z from the prior, its decoder mean then 3 samples"
-        if not audio
-        else "Prior samples: decoder mean and one sample of p(x|z) for each of 10 prior draws"
-    ] = plots.prior_samples(model, k1, out / "samples.png", image_shape=image_shape, inverse=inv, audio=audio)
+    if audio:
+        figs["Prior samples: decoder mean and one sample of p(x|z) for each of 10 prior draws"] = plots.prior_samples(
+            model, k1, out / "samples.png", image_shape=image_shape, inverse=inv, audio=audio
+        )
+    else:
+        figs[
+            f"Prior samples: 10 draws z ~ p(z) (seed {seed}); each row is one draw: the decoder mean, then 3 samples of p(x|z)"
+        ] = plots.prior_sample_grid(model, k1, out / "samples.png", image_shape=image_shape, inverse=inv)
     rec = rows[:4]
     manifest["reconstruction_rows"] = rec.tolist()
     rec_y = None if y is None else y[:4]
@@ -164,8 +174,67 @@ def _history(run: Path) -> dict[str, list[float]]:
     return h
 
 
+def _cell(v, floats: bool) -> str:
+    if floats and isinstance(v, float):
+        return f"{v:.4f}"
+    return html.escape(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+
+
+def _table(d: dict, floats: bool = False) -> str:
+    """``d`` as a two-column table; ``floats``: numbers with 4 decimals, else as recorded (JSON)."""
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_cell(v, floats)}</td></tr>" for k, v in d.items())
+    return f"<table>{rows}</table>"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _figure(title: str, path, cls: str = "") -> str:
+    b64 = base64.b64encode(Path(path).read_bytes()).decode()
+    return (
+        f'<figure class="{cls}"><img alt="{html.escape(title)}" src="data:image/png;base64,{b64}">'
+        f"<figcaption>{html.escape(title)}</figcaption></figure>\n"
+    )
+
+
+def _headline(status: dict, ev: dict | None, hist: dict) -> list[tuple[str, str, str]]:
+    """``(label, value, note)`` of the numbers a reader wants first."""
+    tiles = []
+    if ev:
+        where = f"{ev.get('split', 'test')}, {ev.get('n')} rows"
+        tiles.append((f"{ev.get('split', 'test')} ELBO", f"{ev['elbo']:.2f}", f"nats per example ({where})"))
+        tiles.append(
+            ("log-likelihood", f"{ev['log_likelihood']:.2f}", f"nats, {ev.get('iw_samples')} importance samples")
+        )
+    else:
+        tiles.append(("test ELBO", "n/a", "not evaluated yet: vaekit evaluate RUN"))
+    final = status.get("final", {})
+    for key, label in (("train_loss", "final train loss"), ("val_loss", "final validation loss")):
+        if isinstance(final.get(key), float):
+            tiles.append((label, f"{final[key]:.2f}", "negative ELBO, nats per example"))
+    epochs = status.get("epochs")
+    tiles.append(
+        ("epochs", str(epochs), "stopped early" if status.get("stopped_early") else str(status.get("status", "")))
+    )
+    times = [t for t in hist.get("time", []) if isinstance(t, float) and math.isfinite(t)]
+    tiles.append(("training time", _duration(sum(times)), f"{len(times)} epochs timed"))
+    tiles.append(("skipped steps", str(status.get("skipped_steps", 0) or 0), "non-finite loss or gradient"))
+    return tiles
+
+
 def make_report(run: str | Path, *, lattice_range: float | None = None, lattice_size: int = 50, seed: int = 0) -> Path:
-    """Write ``run/report.html`` (plots redrawn, see :func:`make_plots`); return its path."""
+    """Write ``run/report.html`` (plots redrawn, see :func:`make_plots`); return its path.
+
+    The page opens with a summary (data, model, the headline numbers, the loss curves and
+    the latent space), then the other plots; the configuration, the final metrics and the
+    environment come last, in collapsible sections. Every image is embedded (base64), so
+    the page is one self-contained file.
+    """
     run = Path(run)
     figs = make_plots(run, lattice_range=lattice_range, lattice_size=lattice_size, seed=seed)
     cfg = ckpt.read_json(run / "config.json")
@@ -173,55 +242,82 @@ def make_report(run: str | Path, *, lattice_range: float | None = None, lattice_
     notice = (cfg.get("defaults_chosen") or {}).get("notice")
     ev = ckpt.read_json(run / "eval.json") if (run / "eval.json").is_file() else None
     env = cfg.pop("environment", {})
-    rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v, ensure_ascii=False))}</td></tr>"
-        for k, v in cfg.items()
-    )
-    env_rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v))}</td></tr>" for k, v in env.items()
-    )
+    hist = _history(run)
     metrics = dict(status.get("final", {}))
     metrics.pop("time", None)
     metrics["epochs"] = status.get("epochs")
     if ev:
         metrics.update({f"{ev.get('split', 'test')} {k}": v for k, v in ev.items() if k not in ("split",)})
-    met_rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{v:.4f}</td></tr>"
-        if isinstance(v, float)
-        else f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-        for k, v in metrics.items()
+    summary = cfg.get("data_summary") or {}
+    spec = (cfg.get("model_spec") or {}).get("options", {})
+    pre = (cfg.get("defaults_chosen") or {}).get("preprocessing") or cfg.get("preprocessing")
+    data_line = f"<b>Data</b> <code>{html.escape(str(cfg.get('data')))}</code>"
+    if summary.get("description"):
+        data_line += f": {html.escape(summary['description'])}"
+    data_line += f"; preprocessing {html.escape(str(pre))}, {cfg.get('val_fraction', 0):.0%} of the training rows held out for validation."
+    model_bits = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in spec.items())
+    model_line = f"<b>Model</b> <code>{html.escape(str(cfg.get('model')))}</code>" + (
+        f" ({html.escape(model_bits)})" if model_bits else ""
     )
-    imgs = ""
+    model_line += f", batch size {cfg.get('batch_size')}, learning rate {cfg.get('lr')}, seed {cfg.get('seed')}."
+    tiles = "".join(
+        f'<div class="tile"><div class="label">{html.escape(a)}</div><div class="value">{html.escape(b)}</div>'
+        f'<div class="note">{html.escape(c)}</div></div>'
+        for a, b, c in _headline(status, ev, hist)
+    )
+    key_plots, more = "", ""
     for title, path in figs.items():
-        b64 = base64.b64encode(Path(path).read_bytes()).decode()
-        imgs += (
-            f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{b64}">'
-            f"<figcaption>{html.escape(title)}</figcaption></figure>\n"
-        )
+        stem = Path(path).stem
+        if stem in ("loss", "latent"):
+            key_plots += _figure(title, path, "key")
+        else:
+            more += _figure(title, path, "wide" if stem == "lattice" else "")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>vaekit run {html.escape(run.name)}</title>
 <style>
-body {{ font-family: sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
+body {{ font-family: sans-serif; margin: 1em 1.5em; color: #222; }}
+h1 {{ font-size: 22px; margin: 0 0 4px 0; }}
+h2 {{ font-size: 18px; margin: 1.2em 0 0.5em 0; }}
+p {{ margin: 3px 0; font-size: 14px; }}
+.notice {{ color: #555; font-size: 13px; }}
+.tiles {{ display: flex; flex-wrap: wrap; gap: 8px; margin: 10px 0; }}
+.tile {{ border: 1px solid #ccd; border-radius: 4px; padding: 4px 10px; min-width: 120px; background: #f7f8fb; }}
+.tile .label {{ font-size: 12px; color: #555; }}
+.tile .value {{ font-size: 22px; font-weight: bold; }}
+.tile .note {{ font-size: 11px; color: #777; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1em 0; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; font-size: 13px; }}
 th {{ background: #f4f4f4; }}
-figure {{ display: inline-block; margin: 0 1.5em 1.5em 0; vertical-align: top; }}
+figure {{ display: inline-block; margin: 0 1.2em 1.2em 0; vertical-align: top; }}
 figure img {{ max-width: 700px; border: 1px solid #ddd; image-rendering: pixelated; }}
+figure.key img {{ width: 590px; max-width: 46vw; image-rendering: auto; }}
+figure.key figcaption {{ max-width: 590px; }}
+figure.wide img {{ width: 900px; max-width: 95vw; }}
+figure.wide figcaption {{ max-width: 900px; }}
 figcaption {{ font-size: 13px; color: #555; max-width: 700px; }}
-.cols {{ display: flex; gap: 2em; flex-wrap: wrap; }}
+details {{ margin: 0.4em 0; }}
+summary {{ cursor: pointer; font-weight: bold; }}
 </style></head><body>
-<h1>vaekit run <code>{html.escape(run.name)}</code></h1>
-<p>Status: {html.escape(str(status.get("status")))}. Data: <code>{html.escape(str(cfg.get("data")))}</code>, model <code>{html.escape(str(cfg.get("model")))}</code>.</p>
-{f"<p>{html.escape(notice)}</p>" if notice else ""}
-<div class="cols">
-<div><h2>Final metrics</h2><table>{met_rows}</table></div>
-<div><h2>Configuration</h2><table>{rows}</table></div>
-<div><h2>Environment</h2><table>{env_rows}</table></div>
-</div>
-<h2>Plots</h2>
-{imgs}
+<section id="summary">
+<h1>vaekit run <code>{html.escape(run.name)}</code> <small>({html.escape(str(status.get("status")))})</small></h1>
+<p>{data_line}</p>
+<p>{model_line}</p>
+{f'<p class="notice">{html.escape(notice)}</p>' if notice else ""}
+<div class="tiles" id="headline">{tiles}</div>
+<div id="key-plots">{key_plots}</div>
+</section>
+<section id="plots"><h2>Samples, reconstructions and the latent space</h2>
+{more}</section>
+<section id="details"><h2>Details</h2>
+<details id="metrics"><summary>All final metrics</summary>{_table(metrics, floats=True)}</details>
+<details id="config"><summary>Configuration ({len(cfg)} keys, as recorded in config.json)</summary>{_table(cfg)}</details>
+<details id="environment"><summary>Environment</summary>{_table(env)}</details>
+</section>
 </body></html>
 """
     target = run / "report.html"
     ckpt.atomic_write(target, lambda f: f.write(page.encode()))
+    from ..runs.tracking import log_images
+
+    log_images(run, {Path(p).stem: p for p in figs.values()})  # artifacts of the run's --logger trackers
     return target
