@@ -192,8 +192,8 @@ def test_cli_score_on_a_saved_model_folder(tmp_path, fitted):
     """`vaekit score` on a folder of vk.save(model, preprocessor=...) (the training-run contract)."""
     import jax
 
-    from vaekit.training.checkpoints import model_spec
     from vaekit.data import Preprocessor
+    from vaekit.training.checkpoints import model_spec
 
     _, x = fitted
     spec = model_spec("vae", 4, latent_dim=2, hidden=[8], likelihood="gaussian", variance="shared")

@@ -3,15 +3,14 @@ report, resume, and the bad inputs."""
 
 import json
 import shutil
-from pathlib import Path
 
 import equinox as eqx
 import numpy as np
 import pytest
 
 import vaekit as vk
-from vaekit.runs import _train as vrun
 from vaekit.cli import main
+from vaekit.runs import _train as vrun
 
 TINY = ["--data", "digits", "--limit", "300", "--hidden", "16", "--batch-size", "50", "--quiet"]
 

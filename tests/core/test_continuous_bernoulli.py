@@ -8,6 +8,7 @@ import pytest
 import vaekit as vk
 from vaekit.core import ContinuousBernoulliLogits
 
+
 def _quadrature(pieces=200, order=20):
     """Composite Gauss-Legendre nodes and weights on [0, 1] (exact for smooth densities)."""
     t, w = np.polynomial.legendre.leggauss(order)

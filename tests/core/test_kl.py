@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as nd
 import pytest
-from hypothesis import given, settings, strategies as hst
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 import vaekit as vk
 from vaekit.core import has_analytic_kl

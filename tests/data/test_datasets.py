@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vaekit.data import datasets
-from vaekit.data import _fetch
+from vaekit.data import _fetch, datasets
 
 
 @pytest.fixture

@@ -6,10 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from vaekit.data import defaults
-from vaekit.runs import _train as vrun
 from vaekit.cli import main
-from vaekit.data import Preprocessor
+from vaekit.data import Preprocessor, defaults
+from vaekit.runs import _train as vrun
 
 
 def _image_folder(root, n=24):

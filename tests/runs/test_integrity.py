@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import vaekit as vk
-from vaekit.training import checkpoints as vio
-from vaekit.training import _loop as training
 from vaekit.training import TrainState, default_optimizer
+from vaekit.training import _loop as training
+from vaekit.training import checkpoints as vio
 
 
 def _model(key, n=64, hidden=(16,)):

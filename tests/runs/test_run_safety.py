@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 import vaekit as vk
-from vaekit.training import checkpoints as vio
+from vaekit.cli import main
 from vaekit.runs import _train as vrun
 from vaekit.training import _loop as training
-from vaekit.cli import main
+from vaekit.training import checkpoints as vio
 
 TINY = ["--data", "digits", "--limit", "300", "--hidden", "16", "--batch-size", "50", "--quiet"]
 ENV = dict(os.environ, JAX_PLATFORMS="cpu")

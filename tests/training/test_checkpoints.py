@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import vaekit as vk
-from vaekit.training import checkpoints as vio
 from vaekit.data import Preprocessor
 from vaekit.training import TrainState, default_optimizer
+from vaekit.training import checkpoints as vio
 
 
 def _model(key, n=12):

@@ -8,15 +8,14 @@ import sys
 import textwrap
 import threading
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import vaekit as vk
-from vaekit.training._prefetch import Prefetcher
 from vaekit.training import map_batches
+from vaekit.training._prefetch import Prefetcher
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src")
 
@@ -38,7 +37,9 @@ def make_model(d=64):
 def leaves(m):
     return [np.asarray(a) for a in jax.tree.leaves(eqx.filter(m, eqx.is_array))]
 """
-exec(SETUP)  # noqa: S102 - defines X, make_model, leaves here too
+_shared: dict = {}
+exec(SETUP, _shared)  # the same X, make_model and leaves here as in the subprocess scripts
+X, make_model, leaves = _shared["X"], _shared["make_model"], _shared["leaves"]
 
 
 def _run(script: str, *args: str, devices: int = 1, timeout: int = 240) -> subprocess.CompletedProcess:

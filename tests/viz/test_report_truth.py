@@ -5,14 +5,15 @@ test_cli_workflow.py::test_evaluate_sample_reconstruct_report."""
 
 import json
 import wave
+
 import jax
 import numpy as np
 import pytest
 from PIL import Image
 
+from vaekit.cli import main
 from vaekit.data import datasets
 from vaekit.viz import plots
-from vaekit.cli import main
 from vaekit.viz.report import make_plots
 
 
