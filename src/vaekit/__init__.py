@@ -87,6 +87,8 @@ from .zoo.families import (
 from .zoo.flows import IAF as IAF, FlowPosterior as FlowPosterior, Planar as Planar
 from .zoo.mmd import mmd as mmd, mmd_objective as mmd_objective
 from .zoo.vamp import VampPrior as VampPrior, VampVAE as VampVAE
+from .zoo import conditional as conditional  # issue 16: conditional and semi-supervised
+from .zoo.conditional import ConditionalVAE as ConditionalVAE, M2VAE as M2VAE
 
 # --- training ---
 from .training import (
@@ -196,6 +198,9 @@ __all__ = [
     "mmd_objective",
     "moment_prior_update",
     "presets",
+    "ConditionalVAE",
+    "M2VAE",
+    "conditional",
     "regularizers",
     "reinforce_objective",
     # training

@@ -115,7 +115,7 @@ class Trainer(eqx.Module):
 
     def _epoch_steps(self, model: AbstractVAE, opt_state, x: Array, key: PRNGKeyArray, step: Array, losses: Array, start, stop):
         """Steps ``start .. stop - 1`` of the epoch with key ``key`` (a ``fori_loop``)."""
-        n = x.shape[0]
+        n = n_rows(x)
         perm_key, step_key = jax.random.split(key)
         perm = jax.random.permutation(perm_key, n)
         diff, static = eqx.partition(model, trainable(model))
@@ -123,7 +123,7 @@ class Trainer(eqx.Module):
         def body(i, carry):
             c, losses = carry
             idx = jax.lax.dynamic_slice_in_dim(perm, i * self.batch_size, self.batch_size)
-            xb = jnp.take(x, idx, axis=0)
+            xb = jax.tree.map(lambda a: jnp.take(a, idx, axis=0), x)
             c, value = self._step(static, c, xb, jax.random.fold_in(step_key, i))
             return c, losses.at[i].set(value)
 
@@ -133,7 +133,7 @@ class Trainer(eqx.Module):
     @eqx.filter_jit
     def train_epoch(self, model: AbstractVAE, opt_state, x: Array, key: PRNGKeyArray, step: Array):
         """One epoch over ``x [n, *data]``: returns ``(model, opt_state, step, losses [n_batches])``."""
-        n_batches = x.shape[0] // self.batch_size
+        n_batches = n_rows(x) // self.batch_size
         losses = jnp.zeros(n_batches, jnp.float32)
         return self._epoch_steps(model, opt_state, x, key, step, losses, 0, n_batches)[:4]
 
@@ -184,15 +184,15 @@ class Trainer(eqx.Module):
     @eqx.filter_jit
     def evaluate(self, model: AbstractVAE, x: Array, key: PRNGKeyArray, step: Array) -> Array:
         """Mean loss over all of ``x`` in batches (the last one padded and masked)."""
-        n = x.shape[0]
+        n = n_rows(x)
         bs = min(self.batch_size, n)
         n_batches = -(-n // bs)
         pad = n_batches * bs - n
-        xp = jnp.concatenate([x, jnp.repeat(x[-1:], pad, 0)]) if pad else x
+        xp = jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, 0)]) if pad else a, x)
         mask = (jnp.arange(n_batches * bs) < n).reshape(n_batches, bs)
 
         def body(total, i):
-            xb = jax.lax.dynamic_slice_in_dim(xp, i * bs, bs)
+            xb = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, i * bs, bs), xp)
             lv = self.loss_fn(model, xb, jax.random.fold_in(key, i), step)
             return total + jnp.sum(jnp.where(mask[i], lv, 0.0)), None
 
@@ -230,6 +230,11 @@ def as_key(key: Any) -> PRNGKeyArray:
         f"key must be a PRNG key such as jax.random.key(0), or an int seed; got {type(key).__name__}"
         f"{' of shape ' + str(tuple(key.shape)) if hasattr(key, 'shape') else ''}."
     )
+
+
+def n_rows(x: Any) -> int:
+    """Examples in ``x``: an array, or a tuple of arrays with a common leading axis (e.g. ``(x, y)``)."""
+    return jax.tree.leaves(x)[0].shape[0]
 
 
 def all_finite(tree: Any) -> Array:

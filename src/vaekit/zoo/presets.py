@@ -20,6 +20,8 @@ preset             paper
                    (Maddison et al. 2017, 1611.00712; Jang et al. 2017, 1611.01144)
 ``flow_vae``       Rezende & Mohamed 2015, planar flows (1505.05770); Kingma et al.
                    2016, IAF (1606.04934)
+``cvae``           Sohn, Lee & Yan 2015, conditional VAE (NeurIPS 2015); train with ``y=``
+``m2``             Kingma, Rezende, Mohamed & Welling 2014, semi-supervised M2 (1406.5298)
 =================  ==================================================================
 """
 
@@ -57,7 +59,7 @@ from ..core import (
 )
 from ..nets import MLP, Conv1dDecoder, Conv1dEncoder, ConvDecoder, ConvEncoder, Unflatten
 from ..nets.mlp import ACTIVATIONS as ACTIVATIONS, activation_fn, widths
-from . import families, flows
+from . import conditional, families, flows
 from .dirichlet import DirichletLatent, DirichletPrior
 from .discrete import BASELINES, BaselineVAE, ConcretePrior, GumbelSoftmax, reinforce_objective
 from .vamp import VampPrior, VampVAE
@@ -439,6 +441,8 @@ PRESETS: dict[str, Callable[..., AbstractVAE]] = {
     "conv_vae": conv_vae,
     "discrete_vae": discrete_vae,
     "flow_vae": flow_vae,
+    "cvae": conditional.cvae,  # vk.fit(..., y=labels)
+    "m2": conditional.m2,  # vk.fit(..., y=labels, -1 for unlabelled)
 }
 
 
@@ -452,6 +456,8 @@ WIDTH_MEANING = {
     "conv_vae": "convolution channels per stride-2 stage",
     "discrete_vae": "MLP hidden-layer widths",
     "flow_vae": "MLP hidden-layer widths",
+    "cvae": "MLP hidden-layer widths",
+    "m2": "MLP hidden-layer widths (encoder, decoder and classifier)",
 }
 
 
