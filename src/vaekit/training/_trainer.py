@@ -16,6 +16,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._validate import one_of
 from ..core import AbstractVAE, check_options, elbo, iwae_bound, trainable
+from ..nets import stateful
 from ._optimizers import cached
 
 OBJECTIVES = ("elbo", "iwae")
@@ -95,7 +96,7 @@ class Trainer(eqx.Module):
 
     def _step(self, static, carry, xb: Array, k: PRNGKeyArray):
         """One optimizer step on batch ``xb [batch, *data]`` with step key ``k``."""
-        d, o, s = carry
+        d, o, s, st = carry  # st: the states of stateful networks (vaekit.nets.stateful), uid -> state
         if self.batch_sharding is not None:
             xb = jax.lax.with_sharding_constraint(xb, self.batch_sharding)
         if self.batch_transform is not None:
@@ -103,15 +104,17 @@ class Trainer(eqx.Module):
             xb = self.batch_transform(kt, xb)
 
         def loss(d, xb, k, s):
-            return jnp.mean(self.loss_fn(eqx.combine(d, static), xb, k, s))
+            with stateful.training() as new:  # stateful networks: batch statistics, new states
+                value = jnp.mean(self.loss_fn(stateful.with_states(eqx.combine(d, static), st), xb, k, s))
+            return value, dict(new)
 
-        value, grads = jax.value_and_grad(loss)(d, xb, k, s)
+        (value, new), grads = jax.value_and_grad(loss, has_aux=True)(d, xb, k, s)
         updates, o = self.optimizer.update(grads, o, d)
         d = optax.apply_updates(d, updates)
         if self.batch_sharding is not None:
             rep = NamedSharding(self.batch_sharding.mesh, PartitionSpec())
             d, o = jax.lax.with_sharding_constraint((d, o), rep)
-        return (d, o, s + 1), value
+        return (d, o, s + 1, {**st, **new}), value
 
     def _epoch_steps(self, model: AbstractVAE, opt_state, x: Array, key: PRNGKeyArray, step: Array, losses: Array, start, stop):
         """Steps ``start .. stop - 1`` of the epoch with key ``key`` (a ``fori_loop``)."""
@@ -127,8 +130,9 @@ class Trainer(eqx.Module):
             c, value = self._step(static, c, xb, jax.random.fold_in(step_key, i))
             return c, losses.at[i].set(value)
 
-        (diff, opt_state, step), losses = jax.lax.fori_loop(start, stop, body, ((diff, opt_state, step), losses))
-        return eqx.combine(diff, static), opt_state, step, losses, all_finite(diff)
+        init = (diff, opt_state, step, stateful.states(model))
+        (diff, opt_state, step, st), losses = jax.lax.fori_loop(start, stop, body, (init, losses))
+        return stateful.with_states(eqx.combine(diff, static), st), opt_state, step, losses, all_finite(diff)
 
     @eqx.filter_jit
     def train_epoch(self, model: AbstractVAE, opt_state, x: Array, key: PRNGKeyArray, step: Array):
@@ -176,10 +180,10 @@ class Trainer(eqx.Module):
                 carry,
             )
 
-        (diff, opt_state, step), losses = jax.lax.scan(
-            body, (diff, opt_state, step), (jnp.arange(xc.shape[0]), xc)
+        (diff, opt_state, step, st), losses = jax.lax.scan(
+            body, (diff, opt_state, step, stateful.states(model)), (jnp.arange(xc.shape[0]), xc)
         )
-        return eqx.combine(diff, static), opt_state, step, losses
+        return stateful.with_states(eqx.combine(diff, static), st), opt_state, step, losses
 
     @eqx.filter_jit
     def evaluate(self, model: AbstractVAE, x: Array, key: PRNGKeyArray, step: Array) -> Array:
