@@ -3,6 +3,7 @@ data sources with prefetching, several devices and processes, and the files trai
 writes (:mod:`vaekit.training.checkpoints`)."""
 
 from . import checkpoints as checkpoints, distributed as distributed
+from . import precision as precision
 from ._loop import Checkpointing as Checkpointing, Streaming as Streaming, fit as fit, signals_held as signals_held
 from ._optimizers import (
     SkipNonFiniteState as SkipNonFiniteState,

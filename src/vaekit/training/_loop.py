@@ -28,6 +28,7 @@ from ._state import TrainingDiverged, TrainState
 from ._streaming import Placement, chunk_batches, read_chunk, read_rows, to_local
 from ._trainer import BatchTransform, LossFn, Trainer, all_finite, as_key, make_loss, n_rows
 from .distributed import is_main_process, resolve_devices
+from .precision import mixed_precision
 
 
 class Streaming(NamedTuple):
@@ -94,6 +95,7 @@ def fit(
     checkpointing: Checkpointing | None = None,
     y: Any = None,
     y_val: Any = None,
+    compute_dtype: Any = None,
     **legacy: Any,
 ) -> tuple[AbstractVAE, dict[str, list[float]]]:
     """Train ``model``; return ``(model, history)``.
@@ -149,6 +151,9 @@ def fit(
     :param y: side information for a conditional model (:class:`vaekit.zoo.conditional.ConditionalVAE`,
         :class:`~vaekit.zoo.conditional.M2VAE`): class labels ``[n]`` (``-1``: unlabelled, M2
         only) or values ``[n, c]``; every batch is then ``(x, y)``. ``y_val`` goes with ``x_val``.
+    :param compute_dtype: e.g. ``jnp.bfloat16``: mixed precision (:mod:`vaekit.training.precision`);
+        parameters and optimizer state stay float32, the networks compute in this dtype,
+        log-densities and losses in float32.
     :param legacy: the keywords of earlier versions, still accepted:
         ``max_chunk_bytes=``, ``prefetch=`` (for ``streaming``) and ``checkpoint_dir=``,
         ``checkpoint_every=``, ``keep=`` (for ``checkpointing``).
@@ -173,6 +178,8 @@ def fit(
     devs = resolve_devices(devices)
     place = Placement(devs) if devs is not None else None
     support = batch_transform is None  # a transform (e.g. dynamic binarization) makes the data valid
+    if compute_dtype is not None:  # mixed precision: the networks in compute_dtype
+        loss_fn = mixed_precision(loss_fn, compute_dtype)
     data_model, loss_fn = _conditioning(model, y, x_val is not None and y_val is None, x_train, loss_fn)
     x = _checked(data_model, x_train, "x_train", streaming.max_chunk_bytes, support)
     bs = check_batch_size(batch_size, len(x) if isinstance(x, Source) else x.shape[0])

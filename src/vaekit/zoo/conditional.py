@@ -165,19 +165,19 @@ def _labels(a: np.ndarray, num_classes: int, name: str, allow_missing: bool) -> 
     return a.astype(np.int32)
 
 
-_GIVEN_LOSSES: dict[int, LossFn] = {}
+_GIVEN_LOSSES: dict[LossFn, LossFn] = {}  # holds the functions: no id reuse
 
 
 def _given_loss(loss_fn: LossFn) -> LossFn:
     # one wrapper per loss, so fit's compiled epoch is reused across calls
-    if id(loss_fn) not in _GIVEN_LOSSES:
+    if loss_fn not in _GIVEN_LOSSES:
 
         def loss(m, batch, k, s):
             x, y = batch
             return loss_fn(m.given(y), x, k, s)
 
-        _GIVEN_LOSSES[id(loss_fn)] = loss
-    return _GIVEN_LOSSES[id(loss_fn)]
+        _GIVEN_LOSSES[loss_fn] = loss
+    return _GIVEN_LOSSES[loss_fn]
 
 
 class M2VAE(ConditionalVAE):
@@ -208,12 +208,12 @@ class M2VAE(ConditionalVAE):
         return _m2_loss(loss_fn)
 
 
-_M2_LOSSES: dict[int, LossFn] = {}
+_M2_LOSSES: dict[LossFn, LossFn] = {}
 
 
 def _m2_loss(loss_fn: LossFn) -> LossFn:
-    if id(loss_fn) in _M2_LOSSES:
-        return _M2_LOSSES[id(loss_fn)]
+    if loss_fn in _M2_LOSSES:
+        return _M2_LOSSES[loss_fn]
 
     def loss(m: M2VAE, batch, k, s):
         x, y = batch
@@ -233,7 +233,7 @@ def _m2_loss(loss_fn: LossFn) -> LossFn:
         unsup = jnp.sum(q * per_class, -1) + jnp.sum(q * logq, -1)  # -(E_q[ELBO] + H(q))
         return jnp.where(labelled, sup, unsup)
 
-    _M2_LOSSES[id(loss_fn)] = loss
+    _M2_LOSSES[loss_fn] = loss
     return loss
 
 
