@@ -16,7 +16,7 @@ def runs(request):
 
     x = (load_digits().data[:300] / 16.0 > 0.5).astype(np.float32)
     model = vk.presets.build("vae", 64, key=jax.random.key(0), latent_dim=2, hidden=(32,))
-    kw = dict(key=1, epochs=3, batch_size=50, optimizer=vk.default_optimizer(5e-3), x_val=x[:100])
+    kw = {"key": 1, "epochs": 3, "batch_size": 50, "optimizer": vk.default_optimizer(5e-3), "x_val": x[:100]}
     f32 = vk.fit(model, x, **kw)
     bf16 = vk.fit(model, x, compute_dtype=jnp.bfloat16, **kw)
     return x, model, f32, bf16
@@ -54,7 +54,9 @@ def test_matmuls_in_bf16_losses_in_float32(runs, getkey):
     for dtype, want in ((jnp.bfloat16, jnp.bfloat16), (jnp.float32, jnp.float32)):
         loss = precision.mixed_precision(vk.training.make_loss(), dtype)
         params, static = eqx.partition(model, eqx.is_array)
-        jaxpr = jax.make_jaxpr(lambda p: loss(eqx.combine(p, static), jnp.asarray(x[:8]), k, 0))(params)
+        jaxpr = jax.make_jaxpr(
+            lambda p, loss=loss, static=static: loss(eqx.combine(p, static), jnp.asarray(x[:8]), k, 0)
+        )(params)
         dots = _dots(jaxpr.jaxpr)
         assert len(dots) >= 4  # two layers each in the encoder and the decoder
         assert all(v.aval.dtype == want for e in dots for v in e.invars), dtype
