@@ -95,12 +95,20 @@ class StatefulNet(eqx.Module):
             return p, box[0]
 
         out, new = jax.vmap(one, axis_name=BATCH_AXIS, out_axes=(0, None))(flat)
-        _COLLECTORS[-1][self.uid] = jax.lax.stop_gradient(new)
+        record(self.uid, new)
         return out
 
 
 def _is_net(node: Any) -> bool:
-    return isinstance(node, StatefulNet)
+    """A module with state that training updates: a :class:`StatefulNet`, or any module with
+    ``stateful = True`` and ``uid``/``state`` fields (e.g. a VQ-VAE codebook)."""
+    return isinstance(node, eqx.Module) and getattr(node, "stateful", False) is True and hasattr(node, "uid")
+
+
+def record(uid: str, state: Any) -> None:
+    """Hand the new state of the module ``uid`` to ``vk.fit`` (only inside :func:`training`)."""
+    if _COLLECTORS:
+        _COLLECTORS[-1][uid] = jax.lax.stop_gradient(state)
 
 
 def states(model: Any) -> dict[str, Any]:

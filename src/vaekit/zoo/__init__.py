@@ -3,4 +3,4 @@ and ``presets`` that build them by name."""
 
 from . import dirichlet as dirichlet, discrete as discrete, families as families, flows as flows, mmd as mmd
 from . import presets as presets, vamp as vamp
-from . import conditional as conditional
+from . import conditional as conditional, vq as vq
