@@ -133,9 +133,13 @@ def test_m2_learns_a_classifier_from_few_labels(digits):
     rng = np.random.default_rng(0)
     partial = np.where(rng.random(len(y)) < 0.3, y, -1)  # 30% labelled
     model = cz.m2(64, num_classes=10, key=jax.random.key(0), hidden=(64,), alpha=5.0)
-    model, _ = vk.fit(model, x, y=partial, key=0, epochs=10, batch_size=50)
-    acc = cz.accuracy(model, x, y)
+    opt = vk.default_optimizer(3e-3)
+    model, hist = vk.fit(
+        model, x[:500], y=partial[:500], key=0, epochs=10, batch_size=50, optimizer=opt, x_val=x[500:], y_val=y[500:]
+    )
+    acc = cz.accuracy(model, x[500:], y[500:])  # held-out rows
     assert acc > 0.6, acc  # chance: 0.1
+    assert len(hist["val_accuracy"]) == 10 and hist["val_accuracy"][-1] == pytest.approx(acc)
     with pytest.raises(ValueError, match="or -1 for an unlabelled"):
         vk.fit(model, x, y=partial - 1, key=0, epochs=1, batch_size=50)
 

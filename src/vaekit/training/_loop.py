@@ -341,8 +341,8 @@ def _train_loop(run: _Run, model, x, key, epochs: int, resume: TrainState | None
                 history["val_loss"].append(val)
             history["time"].append(time.perf_counter() - t0)
             history["skipped_steps"].append(skipped)
-            if callable(getattr(model, "epoch_metrics", None)):  # e.g. a VQ-VAE's codebook usage
-                for name, v in model.epoch_metrics().items():
+            if callable(getattr(model, "epoch_metrics", None)):  # a VQ-VAE's codebook usage, M2's accuracy
+                for name, v in model.epoch_metrics(run.xv).items():
                     history.setdefault(name, [None] * epoch).append(v)
             if skipped and not warned:
                 warned = True

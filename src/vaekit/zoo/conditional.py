@@ -207,6 +207,17 @@ class M2VAE(ConditionalVAE):
     def condition_loss(self, loss_fn: LossFn) -> LossFn:
         return _m2_loss(loss_fn)
 
+    def epoch_metrics(self, val: Any = None) -> dict[str, float]:
+        """Added to ``vk.fit``'s history after every epoch: ``val_accuracy``, the classifier's
+        accuracy on the labelled rows of ``(x_val, y_val)`` (when given)."""
+        if not isinstance(val, tuple):
+            return {}
+        x, y = val
+        keep = np.asarray(y) >= 0
+        if not keep.any():
+            return {}
+        return {"val_accuracy": accuracy(self, np.asarray(x)[keep], np.asarray(y)[keep])}
+
 
 _M2_LOSSES: dict[LossFn, LossFn] = {}
 

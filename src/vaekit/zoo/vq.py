@@ -188,7 +188,7 @@ class VQVAE(AbstractVAE):
         z_q, _ = self.codebook.quantize(self.encoder.raw(x))  # type: ignore[attr-defined]
         return nd.Delta(z_q, event_dim=2)
 
-    def epoch_metrics(self) -> dict[str, float]:
+    def epoch_metrics(self, val: Any = None) -> dict[str, float]:
         """Added to ``vk.fit``'s history after every epoch: ``codebook_perplexity`` (``exp``
         of the entropy of the EMA code frequencies, at most ``K``) and ``codebook_usage``
         (the fraction of codes whose EMA frequency is at least ``1 / (10 K)``)."""
