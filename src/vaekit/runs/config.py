@@ -58,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "checkpoint_every": 5,
     "keep_checkpoints": 3,
     "devices": None,
+    "condition_on": None,  # "label": a conditional model (cvae, m2) trained with the data's labels
 }
 #: Keys that may change when a run is resumed (everything else must match).
 RESUMABLE = ("epochs", "patience", "checkpoint_every", "keep_checkpoints", "devices")
@@ -118,6 +119,8 @@ def _type_check(key: str, value: Any) -> Any:
         return float(value)
     if key == "lr_schedule":
         one_of(value, LR_SCHEDULES, "lr_schedule", quote=False)
+    if key == "condition_on":
+        one_of(value, ("label",), "condition_on", quote=False)
     if isinstance(default, str) and not isinstance(value, str):
         raise ValueError(f"{key} must be a string, got {value!r}.")
     return value
