@@ -87,6 +87,10 @@ from .zoo.families import (
 from .zoo.flows import IAF as IAF, FlowPosterior as FlowPosterior, Planar as Planar
 from .zoo.mmd import mmd as mmd, mmd_objective as mmd_objective
 from .zoo.vamp import VampPrior as VampPrior, VampVAE as VampVAE
+from .zoo import conditional as conditional  # issue 16: conditional and semi-supervised
+from .zoo.conditional import ConditionalVAE as ConditionalVAE, M2VAE as M2VAE
+from .zoo import vq as vq  # issue 16: VQ-VAE
+from .zoo.vq import VQVAE as VQVAE
 
 # --- training ---
 from .training import (
@@ -197,6 +201,11 @@ __all__ = [
     "mmd_objective",
     "moment_prior_update",
     "presets",
+    "ConditionalVAE",
+    "M2VAE",
+    "conditional",
+    "VQVAE",
+    "vq",
     "regularizers",
     "reinforce_objective",
     # training

@@ -23,7 +23,7 @@ CASES = {
 
 
 def test_every_preset_is_covered():
-    assert set(CASES) == set(presets.PRESETS)
+    assert set(CASES) == set(presets.PRESETS) - {"cvae", "m2", "vq_vae"}  # tests/zoo/test_conditional.py, test_vq.py
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -35,7 +35,9 @@ def test_preset_builds_and_trains_on_digits(name, digits_binary, getkey):
     n_features = x.shape[1] if x.ndim == 2 else x.shape[1:]
     model = presets.build(name, n_features, key=getkey(), likelihood="bernoulli", **opts)
     fit_kw = presets.fit_options(name, **opts)
-    model, hist = vk.fit(model, x, key=getkey(), epochs=4, batch_size=32, optimizer=vk.default_optimizer(5e-3), **fit_kw)
+    model, hist = vk.fit(
+        model, x, key=getkey(), epochs=4, batch_size=32, optimizer=vk.default_optimizer(5e-3), **fit_kw
+    )
     loss = hist["train_loss"]  # the preset's own objective, mean over each epoch
     assert np.isfinite(loss).all()
     assert loss[-1] < loss[0] - 1.0, (name, loss)

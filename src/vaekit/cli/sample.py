@@ -167,13 +167,16 @@ def run(args) -> int:
     if out.suffix.lower() == ".wav":
         check_wav(args.run)
     model, pre, cfg = load_run(args.run)
-    s = eqx.filter_jit(sample)(model, jax.random.key(args.seed), args.n)  # one compiled function
+    classes = getattr(model, "num_classes", None) if hasattr(model, "given") else None
+    y = None if classes is None else np.arange(args.n) % classes  # a conditional run: the classes in turn
+    s = eqx.filter_jit(sample)(model, jax.random.key(args.seed), args.n, y)  # one compiled function
     v = np.asarray(s.mean if args.kind == "mean" else s.x, np.float32)
     v = v.reshape(args.n, -1)
     if pre is not None:
         v = pre.inverse_transform(v)
     note = write_values(v, out, cfg, cols=int(np.ceil(np.sqrt(args.n))))
-    print(f"{args.n} samples written to {out}" + (f" ({note})" if note else ""))
+    per = f"; sample i has class i % {classes}" if classes is not None else ""
+    print(f"{args.n} samples written to {out}" + (f" ({note})" if note else "") + per)
     return 0
 
 

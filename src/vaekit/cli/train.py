@@ -82,6 +82,7 @@ FLAGS = {
     "n_samples": "n_samples",
     "devices": "devices",
     "logger": "loggers",
+    "condition_on": "condition_on",
 }
 
 
@@ -139,6 +140,11 @@ def add_parser(subparsers) -> None:
         help="auto (chosen from the data; default), none, standardize, minmax, binarize, dynamic, scale, clip",
     )
     p.add_argument("--label-column", help="label column of a CSV/Parquet file")
+    p.add_argument(
+        "--condition-on",
+        metavar="label",
+        help="train a conditional model (--model cvae or m2) on the data's labels (-1: unlabelled, m2 only)",
+    )
     p.add_argument("--limit", type=int, help="use only the first N training examples")
     p.add_argument("--val-fraction", type=float, help="fraction of the training split held out for validation")
     p.add_argument("--patience", type=int, help="early stopping patience in epochs (0: off)")

@@ -160,7 +160,10 @@ class AbstractFamily(Conditional):
         else:
             lead = x.shape[:batch_ndim]
             flat = jnp.reshape(x, (-1, *x.shape[batch_ndim:]))
-            params = jax.vmap(self_._params)(flat)
+            if getattr(self_.net, "stateful", False) is True:  # BatchNorm & co: vaekit.nets.stateful
+                params = self_.net.map_batch(self_, flat)  # type: ignore[attr-defined]
+            else:
+                params = jax.vmap(self_._params)(flat)
             params = tuple(jnp.reshape(p, (*lead, *p.shape[1:])) for p in params)
         return self_._build(params, batch_ndim)
 

@@ -91,8 +91,20 @@ class Samples(NamedTuple):
     x: Array
 
 
-def sample(model: AbstractVAE, key: PRNGKeyArray, n: int) -> Samples:
-    """Draw ``n`` codes from the prior and decode them: decoder means and samples."""
+def sample(model: AbstractVAE, key: PRNGKeyArray, n: int, y: ArrayLike | None = None) -> Samples:
+    """Draw ``n`` codes from the prior and decode them: decoder means and samples.
+
+    ``y``: the condition ``[n, ...]`` of a conditional model (``model.given(y)``), e.g. class labels."""
+    if y is not None or hasattr(model, "given"):
+        if y is None or not hasattr(model, "given"):
+            raise ValueError(
+                f"y= is for conditional models: {type(model).__name__} "
+                + ("needs y (one label or value per sample)." if y is None else "takes no y; drop it.")
+            )
+        y = jnp.asarray(y)
+        if y.shape[:1] != (n,):
+            raise ValueError(f"y must have one entry per sample (n={n}), got shape {tuple(y.shape)}.")
+        model = model.given(y)  # type: ignore[attr-defined]
     kz, kx = jax.random.split(key)
     z = model.prior_dist().sample(kz, (n,))  # prior_dist: a VampPrior needs the encoder
     return Samples(z, model.decoder.mean(z), model.likelihood(z).sample(kx))

@@ -64,7 +64,10 @@ def fetch(name: str, filename: str, urls: list[str], md5: str | None, *, downloa
     for base in urls:
         url = base + filename
         fetcher = pooch.create(
-            path=target.parent, base_url=base, registry={filename: None if md5 is None else f"md5:{md5}"}, retry_if_failed=1
+            path=target.parent,
+            base_url=base,
+            registry={filename: None if md5 is None else f"md5:{md5}"},
+            retry_if_failed=1,
         )
         try:
             http = pooch.HTTPDownloader(progressbar=False, timeout=60)

@@ -1,5 +1,6 @@
 """Networks for encoders and decoders."""
 
+from . import stateful as stateful
 from .adapters import (
     Adapted as Adapted,
 )
@@ -37,6 +38,7 @@ from .conv import (
     Unflatten as Unflatten,
 )
 from .mlp import MLP as MLP
+from .stateful import StatefulNet as StatefulNet
 
 __all__ = [
     "MLP",
@@ -46,10 +48,12 @@ __all__ = [
     "ConvDecoder",
     "ConvEncoder",
     "ResBlock",
+    "StatefulNet",
     "Unflatten",
     "from_equinox",
     "from_haiku",
     "from_init_apply",
     "from_linen",
     "from_nnx",
+    "stateful",
 ]

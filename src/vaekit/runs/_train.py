@@ -25,6 +25,7 @@ from ..core import init_output_bias, trainable
 from ..data import Preprocessor
 from ..training import (
     Checkpointing,
+    Source,
     TrainingDiverged,
     TrainState,
     default_optimizer,
@@ -227,6 +228,8 @@ def _train(
         if resume:
             notice = (saved.get("defaults_chosen") or {}).get("notice") or notice
         _announce(notice)
+    if cfg.get("condition_on") == "label":  # conditional models (issue 16): the labels go to fit
+        cfg = _with_classes(cfg, data)
     spec = model_spec(cfg, data.n_features)
     model_key, fit_key = jax.random.split(jax.random.key(cfg["seed"]))
     try:
@@ -273,6 +276,8 @@ def _train(
         checkpointing=Checkpointing(saver, every=cfg["checkpoint_every"]),
     )
     fit_kwargs.update(fit_options(cfg))  # e.g. objective="iwae" for an IWAE preset
+    if cfg.get("condition_on") == "label":
+        fit_kwargs.update(y=data.y, y_val=data.yv if data.xv is not None else None)
     try:
         with warnings.catch_warnings():
             # reported per epoch by the log and in metrics.jsonl instead of as Python warnings
@@ -314,7 +319,24 @@ def _trackers(out: Path, cfg: dict, steps: int, data: RunData, resume: bool) -> 
     probe = data.xv if isinstance(data.xv, np.ndarray) else data.x if isinstance(data.x, np.ndarray) else None
     probe = None if probe is None else probe[:500]
     conf = {k: v for k, v in cfg.items() if k != "loggers"}
-    return tracking.RunTrackers(out, cfg["loggers"], resume=resume, config=conf, lr=lr_schedule(cfg, steps), terms_data=probe)
+    return tracking.RunTrackers(
+        out, cfg["loggers"], resume=resume, config=conf, lr=lr_schedule(cfg, steps), terms_data=probe
+    )
+
+
+def _with_classes(cfg: dict, data) -> dict:
+    """``cfg`` of a run with ``condition_on="label"``: checked, ``num_classes`` from the labels."""
+    if cfg["model"] not in ("cvae", "m2"):
+        raise ValueError(f"--condition-on label needs a conditional model: --model cvae or m2 (got {cfg['model']!r}).")
+    if data.y is None or isinstance(data.x, Source):
+        raise ValueError(
+            f"--condition-on label needs in-memory data with labels; {cfg['data']!r} has none here "
+            "(use digits/mnist, or --label-column for a CSV/Parquet file)."
+        )
+    if "num_classes" in cfg["model_options"]:
+        return cfg
+    y = np.asarray(data.y)
+    return {**cfg, "model_options": {**cfg["model_options"], "num_classes": int(max(2, y.max() + 1))}}
 
 
 def _resumed_config(out: Path, explicit: dict, held: list | None) -> tuple[dict, dict, Preprocessor | None]:

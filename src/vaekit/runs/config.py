@@ -59,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "keep_checkpoints": 3,
     "devices": None,
     "loggers": [],  # experiment trackers: tensorboard, mlflow, wandb (vaekit.runs.tracking)
+    "condition_on": None,  # "label": a conditional model (cvae, m2) trained with the data's labels
 }
 #: Keys that may change when a run is resumed (everything else must match).
 RESUMABLE = ("epochs", "patience", "checkpoint_every", "keep_checkpoints", "devices", "loggers")
@@ -139,6 +140,8 @@ def _type_check(key: str, value: Any) -> Any:
         return float(value)
     if key == "lr_schedule":
         one_of(value, LR_SCHEDULES, "lr_schedule", quote=False)
+    if key == "condition_on":
+        one_of(value, ("label",), "condition_on", quote=False)
     if isinstance(default, str) and not isinstance(value, str):
         raise ValueError(f"{key} must be a string, got {value!r}.")
     return value

@@ -37,9 +37,7 @@ def require(names: list[str]) -> None:
     for n in names:
         module, package = _PACKAGES[n]
         if importlib.util.find_spec(module) is None:
-            raise ImportError(
-                f"--logger {n} needs the optional package {package}: pip install 'vaekit[{n}]'"
-            )
+            raise ImportError(f"--logger {n} needs the optional package {package}: pip install 'vaekit[{n}]'")
     no_uri = not os.environ.get("MLFLOW_TRACKING_URI")
     if "mlflow" in names and no_uri and importlib.util.find_spec("sqlalchemy") is None:
         # MLflow's default store is sqlite:///mlflow.db in the working folder, which needs full mlflow
@@ -49,9 +47,7 @@ def require(names: list[str]) -> None:
         )
 
 
-def make_logger(
-    run: Path, name: str, saved: Mapping[str, Any] | None = None, **kw: Any
-) -> Logger:
+def make_logger(run: Path, name: str, saved: Mapping[str, Any] | None = None, **kw: Any) -> Logger:
     """The logger ``name`` of the run folder ``run``; ``saved`` (from ``trackers.json``)
     continues its tracker run."""
     saved = saved or {}
@@ -110,14 +106,9 @@ class RunTrackers:
         terms_data: Any = None,
     ):
         self.run = run
-        saved = (
-            _saved(run) if resume else {}
-        )  # a new run (also after --overwrite) starts new tracker runs
+        saved = _saved(run) if resume else {}  # a new run (also after --overwrite) starts new tracker runs
         self.loggers = {
-            n: make_logger(
-                run, n, saved.get(n), config=config, lr=lr, terms_data=terms_data
-            )
-            for n in names
+            n: make_logger(run, n, saved.get(n), config=config, lr=lr, terms_data=terms_data) for n in names
         }
         self.recorded: dict[str, Any] = {}
 
@@ -161,7 +152,5 @@ def log_images(run: str | os.PathLike, images: Mapping[str, str | os.PathLike]) 
 
 
 def _last_epoch(run: Path) -> int:
-    meta = (
-        ckpt.read_json(run / ckpt.META_FILE) if (run / ckpt.META_FILE).is_file() else {}
-    )
+    meta = ckpt.read_json(run / ckpt.META_FILE) if (run / ckpt.META_FILE).is_file() else {}
     return int(meta.get("epochs") or 0)

@@ -5,6 +5,7 @@ writes (:mod:`vaekit.training.checkpoints`)."""
 from . import checkpoints as checkpoints
 from . import distributed as distributed
 from . import loggers as loggers
+from . import precision as precision
 from ._loop import Checkpointing as Checkpointing
 from ._loop import Streaming as Streaming
 from ._loop import fit as fit

@@ -28,9 +28,10 @@ from ._progress import EpochBar
 from ._source import Source
 from ._state import TrainingDiverged, TrainState
 from ._streaming import Placement, chunk_batches, read_chunk, read_rows, to_local
-from ._trainer import BatchTransform, LossFn, Trainer, all_finite, as_key, make_loss
+from ._trainer import BatchTransform, LossFn, Trainer, all_finite, as_key, make_loss, n_rows
 from .distributed import is_main_process, resolve_devices
 from .loggers import compose
+from .precision import mixed_precision
 
 
 class Streaming(NamedTuple):
@@ -95,6 +96,9 @@ def fit(
     devices: Any = None,
     streaming: Streaming = Streaming(),
     checkpointing: Checkpointing | None = None,
+    y: Any = None,
+    y_val: Any = None,
+    compute_dtype: Any = None,
     **legacy: Any,
 ) -> tuple[AbstractVAE, dict[str, list[float]]]:
     """Train ``model``; return ``(model, history)``.
@@ -151,6 +155,12 @@ def fit(
         run; checkpoints of a different run are refused. The folder is locked while
         training. (``vaekit train`` passes a :class:`vaekit.training.checkpoints.Checkpoints`
         as ``folder``: its run folder is locked, and it resumes itself.)
+    :param y: side information for a conditional model (:class:`vaekit.zoo.conditional.ConditionalVAE`,
+        :class:`~vaekit.zoo.conditional.M2VAE`): class labels ``[n]`` (``-1``: unlabelled, M2
+        only) or values ``[n, c]``; every batch is then ``(x, y)``. ``y_val`` goes with ``x_val``.
+    :param compute_dtype: e.g. ``jnp.bfloat16``: mixed precision (:mod:`vaekit.training.precision`);
+        parameters and optimizer state stay float32, the networks compute in this dtype,
+        log-densities and losses in float32.
     :param legacy: the keywords of earlier versions, still accepted:
         ``max_chunk_bytes=``, ``prefetch=`` (for ``streaming``) and ``checkpoint_dir=``,
         ``checkpoint_every=``, ``keep=`` (for ``checkpointing``).
@@ -176,7 +186,10 @@ def fit(
     devs = resolve_devices(devices)
     place = Placement(devs) if devs is not None else None
     support = batch_transform is None  # a transform (e.g. dynamic binarization) makes the data valid
-    x = _checked(model, x_train, "x_train", streaming.max_chunk_bytes, support)
+    if compute_dtype is not None:  # mixed precision: the networks in compute_dtype
+        loss_fn = mixed_precision(loss_fn, compute_dtype)
+    data_model, loss_fn = _conditioning(model, y, x_val is not None and y_val is None, x_train, loss_fn)
+    x = _checked(data_model, x_train, "x_train", streaming.max_chunk_bytes, support)
     bs = check_batch_size(batch_size, len(x) if isinstance(x, Source) else x.shape[0])
     if place is not None and bs % place.n_devices:
         lo = bs - bs % place.n_devices
@@ -185,7 +198,10 @@ def fit(
             f"gets an equal share of every batch. Use a multiple of {place.n_devices}, e.g. "
             f"{lo or place.n_devices} or {lo + place.n_devices}."
         )
-    xv = None if x_val is None else _checked(model, x_val, "x_val", streaming.max_chunk_bytes)
+    xv = None if x_val is None else _checked(data_model, x_val, "x_val", streaming.max_chunk_bytes)
+    if y is not None:  # a conditional model: batches are (x, y)
+        x = (x, model.check_condition(y, x.shape[0], "y"))  # type: ignore[attr-defined]
+        xv = None if xv is None else (xv, model.check_condition(y_val, xv.shape[0], "y_val"))  # type: ignore[attr-defined]
     trainer = Trainer(optimizer or default_optimizer(), loss_fn, bs, batch_transform, place.batch if place else None)
     saver, lock = _open_checkpoints(checkpointing, model, key, bs, x)
     try:
@@ -197,6 +213,26 @@ def fit(
     finally:
         if lock is not None:
             lock.release()
+
+
+def _conditioning(model, y, missing_val: bool, x_train, loss_fn: LossFn) -> tuple[AbstractVAE, LossFn]:
+    """``(model to check the data against, loss)`` for a conditional model given ``y=``
+    (``vaekit.zoo.conditional``); ``(model, loss_fn)`` for any other model."""
+    conditional = hasattr(model, "condition_loss")
+    if y is None and not conditional:
+        return model, loss_fn
+    if not conditional:
+        raise ValueError(
+            f"y= was given but {type(model).__name__} is not a conditional model. Build one with "
+            "vk.zoo.conditional.cvae(...) (or the 'cvae'/'m2' presets), or drop y=."
+        )
+    if y is None or missing_val:
+        raise ValueError(
+            f"{type(model).__name__} is conditional: pass the labels/side information as y= (and y_val= with x_val=)."
+        )
+    if isinstance(x_train, Source):
+        raise ValueError("a conditional model trains on in-memory arrays; pass x_train as an array, not a Source.")
+    return model.placeholder(), model.condition_loss(loss_fn)
 
 
 def _checked(model: AbstractVAE, x: Any, name: str, max_bytes: int, support: bool = True) -> Any:
@@ -321,6 +357,9 @@ def _train_loop(run: _Run, model, x, key, epochs: int, resume: TrainState | None
                 history["val_loss"].append(val)
             history["time"].append(time.perf_counter() - t0)
             history["skipped_steps"].append(skipped)
+            if callable(getattr(model, "epoch_metrics", None)):  # a VQ-VAE's codebook usage, M2's accuracy
+                for name, v in model.epoch_metrics(run.xv).items():
+                    history.setdefault(name, [None] * epoch).append(v)
             if skipped and not warned:
                 warned = True
                 warnings.warn(
@@ -395,7 +434,7 @@ class _EpochParts:
         return self.bounds[lo, hi]
 
     def run(self, trainer: Trainer, model, opt_state, x, key, step):
-        n_batches = x.shape[0] // trainer.batch_size
+        n_batches = n_rows(x) // trainer.batch_size
         losses = self.buffer
         if losses is None or losses.shape != (n_batches,):
             losses = self.rep(jnp.zeros(n_batches, jnp.float32))
@@ -459,8 +498,17 @@ def _run_identity(model, key, batch_size: int, x) -> dict[str, Any]:
         "model": checkpoints.sha256_bytes(checkpoints.leaves_bytes(model)),
         "key": checkpoints.sha256_bytes(np.asarray(jax.random.key_data(key)).tobytes()),
         "batch_size": int(batch_size),
-        "data": checkpoints.data_fingerprint(x),
+        "data": _fingerprint(x),
     }
+
+
+def _fingerprint(x) -> dict[str, Any]:
+    """:func:`checkpoints.data_fingerprint`; for conditional data ``(x, y)`` with ``y``'s hash."""
+    if not isinstance(x, tuple):
+        return checkpoints.data_fingerprint(x)
+    out = checkpoints.data_fingerprint(x[0])
+    out["condition_sha256"] = checkpoints.sha256_bytes(np.ascontiguousarray(np.asarray(x[1])).tobytes())
+    return out
 
 
 def _resume_from(saver, model, opt_state_like, key) -> TrainState | None:

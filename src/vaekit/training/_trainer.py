@@ -16,6 +16,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._validate import one_of
 from ..core import AbstractVAE, check_options, elbo, iwae_bound, trainable
+from ..nets import stateful
 from ._optimizers import cached
 
 OBJECTIVES = ("elbo", "iwae")
@@ -95,7 +96,7 @@ class Trainer(eqx.Module):
 
     def _step(self, static, carry, xb: Array, k: PRNGKeyArray):
         """One optimizer step on batch ``xb [batch, *data]`` with step key ``k``."""
-        d, o, s = carry
+        d, o, s, st = carry  # st: the states of stateful networks (vaekit.nets.stateful), uid -> state
         if self.batch_sharding is not None:
             xb = jax.lax.with_sharding_constraint(xb, self.batch_sharding)
         if self.batch_transform is not None:
@@ -103,21 +104,23 @@ class Trainer(eqx.Module):
             xb = self.batch_transform(kt, xb)
 
         def loss(d, xb, k, s):
-            return jnp.mean(self.loss_fn(eqx.combine(d, static), xb, k, s))
+            with stateful.training() as new:  # stateful networks: batch statistics, new states
+                value = jnp.mean(self.loss_fn(stateful.with_states(eqx.combine(d, static), st), xb, k, s))
+            return value, dict(new)
 
-        value, grads = jax.value_and_grad(loss)(d, xb, k, s)
+        (value, new), grads = jax.value_and_grad(loss, has_aux=True)(d, xb, k, s)
         updates, o = self.optimizer.update(grads, o, d)
         d = optax.apply_updates(d, updates)
         if self.batch_sharding is not None:
             rep = NamedSharding(self.batch_sharding.mesh, PartitionSpec())
             d, o = jax.lax.with_sharding_constraint((d, o), rep)
-        return (d, o, s + 1), value
+        return (d, o, s + 1, {**st, **new}), value
 
     def _epoch_steps(
         self, model: AbstractVAE, opt_state, x: Array, key: PRNGKeyArray, step: Array, losses: Array, start, stop
     ):
         """Steps ``start .. stop - 1`` of the epoch with key ``key`` (a ``fori_loop``)."""
-        n = x.shape[0]
+        n = n_rows(x)
         perm_key, step_key = jax.random.split(key)
         perm = jax.random.permutation(perm_key, n)
         diff, static = eqx.partition(model, trainable(model))
@@ -125,17 +128,18 @@ class Trainer(eqx.Module):
         def body(i, carry):
             c, losses = carry
             idx = jax.lax.dynamic_slice_in_dim(perm, i * self.batch_size, self.batch_size)
-            xb = jnp.take(x, idx, axis=0)
+            xb = jax.tree.map(lambda a: jnp.take(a, idx, axis=0), x)
             c, value = self._step(static, c, xb, jax.random.fold_in(step_key, i))
             return c, losses.at[i].set(value)
 
-        (diff, opt_state, step), losses = jax.lax.fori_loop(start, stop, body, ((diff, opt_state, step), losses))
-        return eqx.combine(diff, static), opt_state, step, losses, all_finite(diff)
+        init = (diff, opt_state, step, stateful.states(model))
+        (diff, opt_state, step, st), losses = jax.lax.fori_loop(start, stop, body, (init, losses))
+        return stateful.with_states(eqx.combine(diff, static), st), opt_state, step, losses, all_finite(diff)
 
     @eqx.filter_jit
     def train_epoch(self, model: AbstractVAE, opt_state, x: Array, key: PRNGKeyArray, step: Array):
         """One epoch over ``x [n, *data]``: returns ``(model, opt_state, step, losses [n_batches])``."""
-        n_batches = x.shape[0] // self.batch_size
+        n_batches = n_rows(x) // self.batch_size
         losses = jnp.zeros(n_batches, jnp.float32)
         return self._epoch_steps(model, opt_state, x, key, step, losses, 0, n_batches)[:4]
 
@@ -186,21 +190,23 @@ class Trainer(eqx.Module):
                 carry,
             )
 
-        (diff, opt_state, step), losses = jax.lax.scan(body, (diff, opt_state, step), (jnp.arange(xc.shape[0]), xc))
-        return eqx.combine(diff, static), opt_state, step, losses
+        (diff, opt_state, step, st), losses = jax.lax.scan(
+            body, (diff, opt_state, step, stateful.states(model)), (jnp.arange(xc.shape[0]), xc)
+        )
+        return stateful.with_states(eqx.combine(diff, static), st), opt_state, step, losses
 
     @eqx.filter_jit
     def evaluate(self, model: AbstractVAE, x: Array, key: PRNGKeyArray, step: Array) -> Array:
         """Mean loss over all of ``x`` in batches (the last one padded and masked)."""
-        n = x.shape[0]
+        n = n_rows(x)
         bs = min(self.batch_size, n)
         n_batches = -(-n // bs)
         pad = n_batches * bs - n
-        xp = jnp.concatenate([x, jnp.repeat(x[-1:], pad, 0)]) if pad else x
+        xp = jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, 0)]) if pad else a, x)
         mask = (jnp.arange(n_batches * bs) < n).reshape(n_batches, bs)
 
         def body(total, i):
-            xb = jax.lax.dynamic_slice_in_dim(xp, i * bs, bs)
+            xb = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, i * bs, bs), xp)
             lv = self.loss_fn(model, xb, jax.random.fold_in(key, i), step)
             return total + jnp.sum(jnp.where(mask[i], lv, 0.0)), None
 
@@ -238,6 +244,11 @@ def as_key(key: Any) -> PRNGKeyArray:
         f"key must be a PRNG key such as jax.random.key(0), or an int seed; got {type(key).__name__}"
         f"{' of shape ' + str(tuple(key.shape)) if hasattr(key, 'shape') else ''}."
     )
+
+
+def n_rows(x: Any) -> int:
+    """Examples in ``x``: an array, or a tuple of arrays with a common leading axis (e.g. ``(x, y)``)."""
+    return jax.tree.leaves(x)[0].shape[0]
 
 
 def all_finite(tree: Any) -> Array:

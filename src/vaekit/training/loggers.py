@@ -178,9 +178,7 @@ class Logger:
                 out[tag] = float(v[-1])
         if self.lr is not None:
             step = int(np.asarray(jax.device_get(state.step)).reshape(-1)[0])
-            out["train/lr"] = (
-                float(self.lr(step)) if callable(self.lr) else float(self.lr)
-            )
+            out["train/lr"] = float(self.lr(step)) if callable(self.lr) else float(self.lr)
         if self.terms_data is not None:
             if self._terms is None:
                 self._terms = _terms_fn()
@@ -196,29 +194,19 @@ class Logger:
                 )
         return out
 
-    def log_metrics(
-        self, metrics: Mapping[str, Any], step: int | None = None, prefix: str = "eval/"
-    ) -> None:
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None, prefix: str = "eval/") -> None:
         """Final (or any) numbers, e.g. ``vaekit evaluate``'s; non-numbers are skipped."""
         vals = {
             f"{prefix}{k}": float(v)
             for k, v in metrics.items()
-            if isinstance(v, int | float)
-            and not isinstance(v, bool)
-            and math.isfinite(v)
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
         }
-        self._guarded(
-            lambda: self._scalars(vals, self.last_step if step is None else step)
-        )
+        self._guarded(lambda: self._scalars(vals, self.last_step if step is None else step))
 
-    def log_images(
-        self, paths: Mapping[str, str | os.PathLike], step: int | None = None
-    ) -> None:
+    def log_images(self, paths: Mapping[str, str | os.PathLike], step: int | None = None) -> None:
         """Image files (the report's plots) as artifacts, named by the keys of ``paths``."""
         files = {k: Path(p) for k, p in paths.items()}
-        self._guarded(
-            lambda: self._files(files, self.last_step if step is None else step)
-        )
+        self._guarded(lambda: self._files(files, self.last_step if step is None else step))
 
     def close(self) -> None:
         """Flush and end the tracker run (it can be continued later with its id)."""
@@ -259,9 +247,7 @@ class TensorBoard(Logger):
 
     def __init__(self, log_dir: str | os.PathLike, **kw: Any):
         super().__init__(**kw)
-        self._tbx = _require(
-            "tensorboardX", "tensorboardX", "tensorboard", "TensorBoard"
-        )
+        self._tbx = _require("tensorboardX", "tensorboardX", "tensorboard", "TensorBoard")
         self.log_dir = Path(log_dir)
         self.writer: Any = None
 
@@ -269,9 +255,7 @@ class TensorBoard(Logger):
         # a suffix of its own: two writers opened in the same second would share a file name
         suffix = f".{os.getpid()}.{uuid.uuid4().hex[:8]}"
         purge = first_epoch if first_epoch > 1 else None
-        self.writer = self._tbx.SummaryWriter(
-            logdir=str(self.log_dir), purge_step=purge, filename_suffix=suffix
-        )
+        self.writer = self._tbx.SummaryWriter(logdir=str(self.log_dir), purge_step=purge, filename_suffix=suffix)
         self.last_step = first_epoch - 1
 
     def _scalars(self, values, step):
@@ -286,9 +270,7 @@ class TensorBoard(Logger):
         fw = self.writer._get_file_writer()
         for s in (exp, ssi, sei):
             fw.add_summary(s)
-        self.writer.add_text(
-            "config", "\n".join(f"    {k} = {v}" for k, v in params.items()), 0
-        )
+        self.writer.add_text("config", "\n".join(f"    {k} = {v}" for k, v in params.items()), 0)
 
     def _files(self, paths, step):
         from PIL import Image
@@ -344,14 +326,8 @@ class MLflow(Logger):
         self.client = MlflowClient(self.tracking_uri)
         if self._run_id is None:
             exp = self.client.get_experiment_by_name(self.experiment)
-            exp_id = (
-                exp.experiment_id
-                if exp is not None
-                else self.client.create_experiment(self.experiment)
-            )
-            self._run_id = self.client.create_run(
-                exp_id, run_name=self.run_name
-            ).info.run_id
+            exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(self.experiment)
+            self._run_id = self.client.create_run(exp_id, run_name=self.run_name).info.run_id
         else:
             self.client.update_run(self._run_id, status="RUNNING")
             hist = self.client.get_metric_history(self._run_id, "train/loss")
@@ -361,17 +337,13 @@ class MLflow(Logger):
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(
-            self._run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()]
-        )
+        self.client.log_batch(self._run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
 
     def _hparams(self, params):
         from mlflow.entities import Param
 
         have = self.client.get_run(self._run_id).data.params
-        new = [
-            Param(k, str(v)[:6000]) for k, v in params.items() if k not in have
-        ]  # params are write-once
+        new = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in have]  # params are write-once
         for i in range(0, len(new), 100):
             self.client.log_batch(self._run_id, params=new[i : i + 100])
 
@@ -461,9 +433,7 @@ def compose(
         return callbacks
     cbs = list(callbacks)
     if not all(callable(c) for c in cbs):
-        raise TypeError(
-            "callback must be a callable or a list of callables (e.g. vk.loggers.TensorBoard(...))."
-        )
+        raise TypeError("callback must be a callable or a list of callables (e.g. vk.loggers.TensorBoard(...)).")
 
     def run_all(state: TrainState):
         stop, changed = False, None

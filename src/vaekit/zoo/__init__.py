@@ -1,6 +1,7 @@
 """The model zoo: one module per model family (its latent, prior and objective together),
 and ``presets`` that build them by name."""
 
+from . import conditional as conditional
 from . import dirichlet as dirichlet
 from . import discrete as discrete
 from . import families as families
@@ -8,3 +9,4 @@ from . import flows as flows
 from . import mmd as mmd
 from . import presets as presets
 from . import vamp as vamp
+from . import vq as vq

@@ -20,6 +20,9 @@ preset             paper
                    (Maddison et al. 2017, 1611.00712; Jang et al. 2017, 1611.01144)
 ``flow_vae``       Rezende & Mohamed 2015, planar flows (1505.05770); Kingma et al.
                    2016, IAF (1606.04934)
+``cvae``           Sohn, Lee & Yan 2015, conditional VAE (NeurIPS 2015); train with ``y=``
+``m2``             Kingma, Rezende, Mohamed & Welling 2014, semi-supervised M2 (1406.5298)
+``vq_vae``         van den Oord, Vinyals & Kavukcuoglu 2017, VQ-VAE (1711.00937)
 =================  ==================================================================
 """
 
@@ -58,7 +61,7 @@ from ..core import (
 from ..nets import MLP, Conv1dDecoder, Conv1dEncoder, ConvDecoder, ConvEncoder, Unflatten
 from ..nets.mlp import ACTIVATIONS as ACTIVATIONS
 from ..nets.mlp import activation_fn, widths
-from . import families, flows
+from . import conditional, families, flows, vq
 from .dirichlet import DirichletLatent, DirichletPrior
 from .discrete import BASELINES, BaselineVAE, ConcretePrior, GumbelSoftmax, reinforce_objective
 from .vamp import VampPrior, VampVAE
@@ -554,6 +557,9 @@ PRESETS: dict[str, Callable[..., AbstractVAE]] = {
     "conv_vae": conv_vae,
     "discrete_vae": discrete_vae,
     "flow_vae": flow_vae,
+    "cvae": conditional.cvae,  # vk.fit(..., y=labels)
+    "m2": conditional.m2,  # vk.fit(..., y=labels, -1 for unlabelled)
+    "vq_vae": vq.vq_vae,
 }
 
 
@@ -567,6 +573,9 @@ WIDTH_MEANING = {
     "conv_vae": "convolution channels per stride-2 stage",
     "discrete_vae": "MLP hidden-layer widths",
     "flow_vae": "MLP hidden-layer widths",
+    "cvae": "MLP hidden-layer widths",
+    "m2": "MLP hidden-layer widths (encoder, decoder and classifier)",
+    "vq_vae": "convolution channels per stride-2 stage (MLP widths for flat data)",
 }
 
 
@@ -629,6 +638,8 @@ def fit_options(name: str, **options) -> dict[str, Any]:
     _check_options(name, options)
     if name == "beta_vae":
         return {"beta": float(options.get("beta", 4.0))}
+    if name == "vq_vae":
+        return {"objective": vq.vq_objective}
     if name == "iwae":
         return {"objective": "iwae", "n_samples": int(options.get("k", 5))}
     if name == "discrete_vae" and options.get("latent", "bernoulli") != "concrete":
