@@ -65,6 +65,7 @@ from .zoo import (
     discrete as discrete,
     families as families,
     flows as flows,
+    hyperspherical as hyperspherical,
     mmd as regularizers,
     presets as presets,
 )
@@ -85,6 +86,14 @@ from .zoo.families import (
     WeibullConditional as Weibull,
 )
 from .zoo.flows import IAF as IAF, FlowPosterior as FlowPosterior, Planar as Planar
+from .zoo.hyperspherical import (
+    HypersphericalUniform as HypersphericalUniform,
+    HypersphericalUniformDistribution as HypersphericalUniformDistribution,
+    PowerSpherical as PowerSpherical,
+    PowerSphericalDistribution as PowerSphericalDistribution,
+    VonMisesFisher as VonMisesFisher,
+    VonMisesFisherDistribution as VonMisesFisherDistribution,
+)
 from .zoo.mmd import mmd as mmd, mmd_objective as mmd_objective
 from .zoo.vamp import VampPrior as VampPrior, VampVAE as VampVAE
 
@@ -181,17 +190,24 @@ __all__ = [
     "FlowPosterior",
     "Gumbel",
     "GumbelSoftmax",
+    "HypersphericalUniform",
+    "HypersphericalUniformDistribution",
     "IAF",
     "Kumaraswamy",
     "Logistic",
     "Planar",
+    "PowerSpherical",
+    "PowerSphericalDistribution",
     "VampPrior",
     "VampVAE",
+    "VonMisesFisher",
+    "VonMisesFisherDistribution",
     "Weibull",
     "dirichlet",
     "discrete",
     "families",
     "flows",
+    "hyperspherical",
     "mmd",
     "mmd_objective",
     "moment_prior_update",

@@ -20,6 +20,8 @@ preset             paper
                    (Maddison et al. 2017, 1611.00712; Jang et al. 2017, 1611.01144)
 ``flow_vae``       Rezende & Mohamed 2015, planar flows (1505.05770); Kingma et al.
                    2016, IAF (1606.04934)
+``svae``           Davidson et al. 2018, Hyperspherical VAE (1804.00891); power
+                   spherical: De Cao & Aziz 2020 (2006.04437)
 =================  ==================================================================
 """
 
@@ -430,6 +432,34 @@ def flow_vae(
     return vae(n_features, key=key, latent_dim=latent_dim, hidden=hidden, likelihood=likelihood, latent=latent, n_flows=n_flows, prior=prior, activation=activation, variance=variance)
 
 
+def svae(
+    n_features,
+    *,
+    key: PRNGKeyArray,
+    latent_dim: int = 10,
+    hidden: int | Sequence[int] = (256, 128),
+    likelihood: str = "bernoulli",
+    activation: str | Callable[[Array], Array] = jax.nn.relu,
+    distribution: str = "vmf",
+    variance: str = "diag",
+) -> AbstractVAE:
+    """Hyperspherical VAE (S-VAE, Davidson et al. 2018, arXiv 1804.00891): latents on the
+    unit sphere of ``R^latent_dim``, a von Mises-Fisher posterior (``distribution="vmf"``;
+    ``"power"`` for the power spherical one of De Cao & Aziz 2020) and the uniform prior on
+    the sphere; closed-form KL. MLPs ``hidden`` (the paper's 256, 128 with ReLU)."""
+    from .hyperspherical import HypersphericalUniform, PowerSpherical, VonMisesFisher
+
+    _choice("distribution", distribution, ("vmf", "power"))
+    int_at_least(latent_dim, 2, "svae latent_dim (the dimension of R^d holding the unit sphere)")
+    shape = _shape(n_features)
+    _choice("likelihood", likelihood, LIKELIHOODS)
+    k1, k2 = jax.random.split(key)
+    net = _mlp_factory(shape, hidden, activation, k1)(latent_dim + 1)
+    enc = (VonMisesFisher if distribution == "vmf" else PowerSpherical)(net)
+    dec = decoder_for(likelihood, latent_dim, _features_arg(shape), widths(hidden)[::-1], activation, k2, variance=variance)
+    return VAE(prior=HypersphericalUniform(latent_dim), encoder=enc, decoder=dec)
+
+
 PRESETS: dict[str, Callable[..., AbstractVAE]] = {
     "vae": vae,
     "beta_vae": beta_vae,
@@ -439,6 +469,7 @@ PRESETS: dict[str, Callable[..., AbstractVAE]] = {
     "conv_vae": conv_vae,
     "discrete_vae": discrete_vae,
     "flow_vae": flow_vae,
+    "svae": svae,
 }
 
 
@@ -452,6 +483,7 @@ WIDTH_MEANING = {
     "conv_vae": "convolution channels per stride-2 stage",
     "discrete_vae": "MLP hidden-layer widths",
     "flow_vae": "MLP hidden-layer widths",
+    "svae": "MLP hidden-layer widths",
 }
 
 
