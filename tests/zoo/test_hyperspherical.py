@@ -158,32 +158,27 @@ def test_kl_to_uniform_matches_monte_carlo(family, getkey):
     rng = np.random.default_rng(2)
     cls = vk.VonMisesFisherDistribution if family == "vmf" else vk.PowerSphericalDistribution
     u = vk.HypersphericalUniformDistribution(d)
-
-    @jax.jit
-    def terms(loc, k, key):
-        q = cls(loc, k)
-        z = q.sample(key, (n,))
-        return vk.kl_divergence(q, u, method="analytic"), q.log_prob(z) - u.log_prob(z)
-
-    for k in (0.5, 50.0):
-        exact, f = terms(jnp.asarray(_unit(rng, d), jnp.float32), jnp.float32(k), getkey())
-        exact, f = float(exact), np.asarray(f, np.float64)
-        assert abs(exact - f.mean()) < 5 * f.std() / np.sqrt(n) + 1e-4, (k, exact, f.mean())
-        assert exact >= 0
+    kappas = np.array([0.5, 50.0])
+    q = cls(jnp.asarray(np.stack([_unit(rng, d), _unit(rng, d)]), jnp.float32), jnp.asarray(kappas, jnp.float32))
+    exact = np.asarray(vk.kl_divergence(q, u, method="analytic"))
+    z = q.sample(getkey(), (n,))
+    f = np.asarray(q.log_prob(z) - u.log_prob(z), np.float64)  # [n, 2]
+    assert np.all(exact >= 0)
+    np.testing.assert_array_less(np.abs(exact - f.mean(0)), 5 * f.std(0) / np.sqrt(n) + 1e-4)
 
 
 def test_power_spherical_density_and_mean(getkey):
     rng = np.random.default_rng(3)
-    for k in (0.0, 3.0, 40.0):
-        mu = _unit(rng, 3)
-        q = vk.PowerSphericalDistribution(jnp.asarray(mu, jnp.float32), k)
-        # in R^3: int (1 + cos t)^k 2 pi sin t dt = 2 pi 2^(k+1) / (k + 1)
-        assert float(q.log_normalizer()) == pytest.approx(np.log((k + 1) / (2 * np.pi * 2 ** (k + 1))), rel=1e-5, abs=1e-6)
-        z = np.asarray(q.sample(getkey(), (20000,)), np.float64)
-        np.testing.assert_allclose(np.linalg.norm(z, axis=-1), 1.0, atol=1e-5)
-        w = z @ mu
-        assert abs(w.mean() - k / (2 + k)) < 5 * w.std() / np.sqrt(len(w)) + 1e-6
-        np.testing.assert_allclose(np.asarray(q.mean), k / (2 + k) * mu, rtol=1e-5, atol=1e-7)
+    k = np.array([0.0, 3.0, 40.0])
+    mu = np.stack([_unit(rng, 3) for _ in k])
+    q = vk.PowerSphericalDistribution(jnp.asarray(mu, jnp.float32), jnp.asarray(k, jnp.float32))
+    # in R^3: int (1 + cos t)^k 2 pi sin t dt = 2 pi 2^(k+1) / (k + 1)
+    np.testing.assert_allclose(np.asarray(q.log_normalizer()), np.log((k + 1) / (2 * np.pi * 2 ** (k + 1))), rtol=1e-5)
+    z = np.asarray(q.sample(getkey(), (20000,)), np.float64)  # [n, 3, 3]
+    np.testing.assert_allclose(np.linalg.norm(z, axis=-1), 1.0, atol=1e-5)
+    w = np.einsum("nbd,bd->nb", z, mu)
+    np.testing.assert_array_less(np.abs(w.mean(0) - k / (2 + k)), 5 * w.std(0) / np.sqrt(len(w)) + 1e-6)
+    np.testing.assert_allclose(np.asarray(q.mean), (k / (2 + k))[:, None] * mu, rtol=1e-5, atol=1e-7)
 
 
 def test_bad_loc_and_dimension_errors():
@@ -205,8 +200,6 @@ def test_svae_preset_trains_on_digits(digits_binary, getkey):
     model, hist = vk.fit(model, x, key=getkey(), epochs=6, batch_size=50)
     loss = hist["train_loss"]
     assert np.all(np.isfinite(loss)) and loss[-1] < loss[0] - 1.0, loss
-    ll = vk.log_likelihood(model, x[:8], getkey(), n_samples=20)
-    assert bool(jnp.all(jnp.isfinite(ll))) and float(-jnp.mean(ll)) < loss[0]
     s = vk.sample(model, getkey(), 4)
     assert s.mean.shape == (4, 64)
     np.testing.assert_allclose(np.linalg.norm(np.asarray(s.z), axis=-1), 1.0, atol=1e-5)
