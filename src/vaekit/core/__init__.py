@@ -30,6 +30,11 @@ from ._conditionals import (
     positive as positive,
     split_outputs as split_outputs,
 )
+from ._density import (
+    DensityConditional as DensityConditional,
+    DensityPrior as DensityPrior,
+    FunctionDistribution as FunctionDistribution,
+)
 from ._fixed import Fixed as Fixed, fixed as fixed, resolve as resolve, trainable as trainable, value as value
 from ._initialization import init_output_bias as init_output_bias
 from ._kl import KL_METHODS as KL_METHODS, has_analytic_kl as has_analytic_kl, kl_divergence as kl_divergence
