@@ -97,6 +97,7 @@ from .zoo.hyperspherical import (
     VonMisesFisherDistribution as VonMisesFisherDistribution,
 )
 from .zoo.mmd import mmd as mmd, mmd_objective as mmd_objective
+from .zoo.samplers import GaussianMixtureSampler as GaussianMixtureSampler, fit_latent_sampler as fit_latent_sampler
 from .zoo.vamp import VampPrior as VampPrior, VampVAE as VampVAE
 
 # --- training ---
@@ -192,6 +193,7 @@ __all__ = [
     "DirichletPrior",
     "Exponential",
     "FlowPosterior",
+    "GaussianMixtureSampler",
     "Gumbel",
     "GumbelSoftmax",
     "HypersphericalUniform",
@@ -210,6 +212,7 @@ __all__ = [
     "dirichlet",
     "discrete",
     "families",
+    "fit_latent_sampler",
     "flows",
     "hyperspherical",
     "mmd",

@@ -2,5 +2,5 @@
 and ``presets`` that build them by name."""
 
 from . import dirichlet as dirichlet, discrete as discrete, families as families, flows as flows, mmd as mmd
-from . import hyperspherical as hyperspherical
+from . import hyperspherical as hyperspherical, samplers as samplers
 from . import presets as presets, vamp as vamp
