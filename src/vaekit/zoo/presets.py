@@ -20,6 +20,8 @@ preset             paper
                    (Maddison et al. 2017, 1611.00712; Jang et al. 2017, 1611.01144)
 ``flow_vae``       Rezende & Mohamed 2015, planar flows (1505.05770); Kingma et al.
                    2016, IAF (1606.04934)
+``hierarchical_vae`` Burda et al. 2016 two stochastic layers (1509.00519); ladder
+                   inference: Sonderby et al. 2016 (1602.02282)
 ``svae``           Davidson et al. 2018, Hyperspherical VAE (1804.00891); power
                    spherical: De Cao & Aziz 2020 (2006.04437)
 =================  ==================================================================
@@ -32,6 +34,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpyro.distributions as nd
@@ -460,6 +463,41 @@ def svae(
     return VAE(prior=HypersphericalUniform(latent_dim), encoder=enc, decoder=dec)
 
 
+def hierarchical_vae(
+    n_features,
+    *,
+    key: PRNGKeyArray,
+    latent_dim: int = 50,
+    layers: int | Sequence[int] = (100,),
+    hidden: int | Sequence[int] = (200, 100),
+    likelihood: str = "bernoulli",
+    activation: str | Callable[[Array], Array] = jax.nn.tanh,
+    ladder: bool = False,
+    variance: str = "diag",
+) -> AbstractVAE:
+    """Hierarchical VAE with stochastic layers ``layers`` (bottom first) under a top layer of
+    ``latent_dim`` (Burda et al. 2016's 784-100-50 by default): two ``tanh`` layers of width
+    ``hidden[l]`` into and out of stochastic layer ``l``; ``ladder=True`` for top-down
+    inference (Sonderby et al. 2016). ELBO/IWAE/log-likelihood as for any VAE (the latent is
+    the concatenation of the layers, KL by Monte Carlo)."""
+    from .hierarchical import FirstLayer, HierarchicalVAE, hierarchical_parts
+
+    shape = _shape(n_features)
+    _choice("likelihood", likelihood, LIKELIHOODS)
+    dims = (*widths(layers, "layers"), positive_int(latent_dim, "latent_dim"))
+    hid = widths(hidden)
+    if len(hid) == 1:
+        hid = hid * len(dims)
+    if len(hid) != len(dims):
+        raise ValueError(f"hierarchical_vae needs one hidden width per stochastic layer ({len(dims)}), got hidden={hid}.")
+    k1, k2 = jax.random.split(key)
+    act = activation_fn(activation)
+    prior, enc = hierarchical_parts(math.prod(shape), dims, hid, act, ladder=ladder, key=k1)
+    dec = decoder_for(likelihood, dims[0], _features_arg(shape), (hid[0],) * 2, act, k2, variance=variance)
+    dec = eqx.tree_at(lambda c: c.net, dec, FirstLayer(dec.net, dims[0], sum(dims)))
+    return HierarchicalVAE(prior, enc, dec)
+
+
 PRESETS: dict[str, Callable[..., AbstractVAE]] = {
     "vae": vae,
     "beta_vae": beta_vae,
@@ -470,6 +508,7 @@ PRESETS: dict[str, Callable[..., AbstractVAE]] = {
     "discrete_vae": discrete_vae,
     "flow_vae": flow_vae,
     "svae": svae,
+    "hierarchical_vae": hierarchical_vae,
 }
 
 
@@ -484,6 +523,7 @@ WIDTH_MEANING = {
     "discrete_vae": "MLP hidden-layer widths",
     "flow_vae": "MLP hidden-layer widths",
     "svae": "MLP hidden-layer widths",
+    "hierarchical_vae": "width of the two hidden layers into each stochastic layer, bottom first",
 }
 
 
