@@ -33,8 +33,14 @@ def test_log_bessel_ive_matches_scipy():
             if ref == 0.0:
                 continue
             got, ratio = log_bessel_ive(v, jnp.float32(x))
-            assert abs(float(got) - np.log(ref)) <= 1e-5 * max(1.0, abs(np.log(ref))), (v, x)
-            assert float(ratio) == pytest.approx(sp.ive(v + 1, x) / ref, rel=1e-4), (v, x)
+            assert abs(float(got) - np.log(ref)) <= 1e-5 * max(1.0, abs(np.log(ref))), (
+                v,
+                x,
+            )
+            assert float(ratio) == pytest.approx(sp.ive(v + 1, x) / ref, rel=1e-4), (
+                v,
+                x,
+            )
     # order 499 near 0, where scipy underflows: the leading terms of the power series
     got, _ = log_bessel_ive(499.0, jnp.float32(1e-2))
     series = 499 * np.log(5e-3) - sp.gammaln(500) + np.log1p(1e-4 / 4 / 500) - 1e-2
@@ -55,7 +61,9 @@ def test_vmf_log_prob_matches_scipy(d):
         assert float(q.entropy()) == pytest.approx(ref.entropy(), rel=1e-5, abs=1e-4)
         u = vk.HypersphericalUniformDistribution(d)
         kl = vk.kl_divergence(q, u, method="analytic")
-        assert float(kl) == pytest.approx(-ref.entropy() - float(u.log_prob(jnp.asarray(mu))), rel=1e-5, abs=1e-4)
+        assert float(kl) == pytest.approx(
+            -ref.entropy() - float(u.log_prob(jnp.asarray(mu))), rel=1e-5, abs=1e-4
+        )
 
 
 def _log_iv_series(v, x, terms=60):
@@ -83,28 +91,38 @@ def test_vmf_sample_moments(getkey):
     rng = np.random.default_rng(0)
     kappas = np.array([2.0, 50.0])
     mu = np.stack([_unit(rng, d), _unit(rng, d)])
-    q = vk.VonMisesFisherDistribution(jnp.asarray(mu, jnp.float32), jnp.asarray(kappas, jnp.float32))
+    q = vk.VonMisesFisherDistribution(
+        jnp.asarray(mu, jnp.float32), jnp.asarray(kappas, jnp.float32)
+    )
     n = 20000
     z = np.asarray(q.sample(getkey(), (n,)), np.float64)  # [n, 2, d]
     np.testing.assert_allclose(np.linalg.norm(z, axis=-1), 1.0, atol=1e-5)
     w = np.einsum("nbd,bd->nb", z, mu)
     for b, k in enumerate(kappas):
         se = w[:, b].std() / np.sqrt(n)
-        assert abs(w[:, b].mean() - _A(k, d)) < 5 * se, (k, w[:, b].mean(), _A(k, d))  # mean resultant length
+        assert abs(w[:, b].mean() - _A(k, d)) < 5 * se, (
+            k,
+            w[:, b].mean(),
+            _A(k, d),
+        )  # mean resultant length
         m = z[:, b].mean(0)
         # the mean direction: the component of the sample mean orthogonal to mu is noise
         orth = m - np.dot(m, mu[b]) * mu[b]
         assert np.linalg.norm(orth) < 5 * np.sqrt((1 - _A(k, d) ** 2) / n + 1e-12) * 2
-    np.testing.assert_allclose(np.asarray(q.mean), _A(kappas, d)[:, None] * mu, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(q.mean), _A(kappas, d)[:, None] * mu, rtol=1e-4, atol=1e-6
+    )
 
 
 def _cdf_w(w, k, d):
     """``P(mu^T z <= w)`` and the density of ``w`` (float64 quadrature over the angle)."""
-    f = lambda t: np.exp(k * (np.cos(t) - 1)) * np.sin(t) ** (d - 2)  # noqa: E731
+    f = lambda t: np.exp(k * (np.cos(t) - 1)) * np.sin(t) ** (d - 2)
     mode = np.arccos(min(1.0, (np.sqrt((d - 2) ** 2 + 4 * k * k) - (d - 2)) / (2 * k)))
     z = integrate.quad(f, 0, np.pi, points=[mode], limit=500, epsabs=0, epsrel=1e-13)[0]
     tw = np.arccos(w)
-    return integrate.quad(f, tw, np.pi, limit=500, epsabs=0, epsrel=1e-13)[0] / z, f(tw) / np.sin(tw) / z
+    return integrate.quad(f, tw, np.pi, limit=500, epsabs=0, epsrel=1e-13)[0] / z, f(
+        tw
+    ) / np.sin(tw) / z
 
 
 def test_implicit_gradient_of_w_matches_quadrature():
@@ -112,9 +130,18 @@ def test_implicit_gradient_of_w_matches_quadrature():
     for d in (3, 10, 50):
         for k in (0.5, 5.0, 50.0, 500.0):
             for level in (0.01, 0.5, 0.99):
-                w = brentq(lambda w: _cdf_w(w, k, d)[0] - level, -1 + 1e-9, 1 - 1e-9, xtol=1e-15)
+                w = brentq(
+                    lambda w, k=k, d=d, level=level: _cdf_w(w, k, d)[0] - level,
+                    -1 + 1e-9,
+                    1 - 1e-9,
+                    xtol=1e-15,
+                )
                 h = 1e-4 * k
-                ref = -(_cdf_w(w, k + h, d)[0] - _cdf_w(w, k - h, d)[0]) / (2 * h) / _cdf_w(w, k, d)[1]
+                ref = (
+                    -(_cdf_w(w, k + h, d)[0] - _cdf_w(w, k - h, d)[0])
+                    / (2 * h)
+                    / _cdf_w(w, k, d)[1]
+                )
                 got = float(_dw_dkappa(jnp.float32(w), jnp.float32(k), d))
                 assert got == pytest.approx(ref, rel=2e-3), (d, k, level)
 
@@ -129,7 +156,11 @@ def test_gradients_match_finite_differences(family, getkey):
     rng = np.random.default_rng(1)
     a = jnp.asarray(rng.normal(size=d), jnp.float32)
     raw = jnp.asarray(rng.normal(size=d), jnp.float32)
-    cls = vk.VonMisesFisherDistribution if family == "vmf" else vk.PowerSphericalDistribution
+    cls = (
+        vk.VonMisesFisherDistribution
+        if family == "vmf"
+        else vk.PowerSphericalDistribution
+    )
     m = (lambda k: _A(k, d)) if family == "vmf" else (lambda k: k / (d - 1 + k))
     key = getkey()
 
@@ -146,9 +177,22 @@ def test_gradients_match_finite_differences(family, getkey):
         g_raw, g_k = grad(raw, jnp.float32(k))
         h = 1e-4 * k
         fd_k = (exact(raw, k + h) - exact(raw, k - h)) / (2 * h)
-        assert float(g_k) == pytest.approx(fd_k, rel=0.05, abs=2e-3), (k, float(g_k), fd_k)
+        assert float(g_k) == pytest.approx(fd_k, rel=0.05, abs=2e-3), (
+            k,
+            float(g_k),
+            fd_k,
+        )
         eye = np.eye(d)
-        fd_raw = np.array([(exact(np.asarray(raw) + 1e-4 * e, k) - exact(np.asarray(raw) - 1e-4 * e, k)) / 2e-4 for e in eye])
+        fd_raw = np.array(
+            [
+                (
+                    exact(np.asarray(raw) + 1e-4 * e, k)
+                    - exact(np.asarray(raw) - 1e-4 * e, k)
+                )
+                / 2e-4
+                for e in eye
+            ]
+        )
         np.testing.assert_allclose(np.asarray(g_raw), fd_raw, rtol=0.05, atol=0.01)
 
 
@@ -156,29 +200,48 @@ def test_gradients_match_finite_differences(family, getkey):
 def test_kl_to_uniform_matches_monte_carlo(family, getkey):
     d, n = 10, 20000
     rng = np.random.default_rng(2)
-    cls = vk.VonMisesFisherDistribution if family == "vmf" else vk.PowerSphericalDistribution
+    cls = (
+        vk.VonMisesFisherDistribution
+        if family == "vmf"
+        else vk.PowerSphericalDistribution
+    )
     u = vk.HypersphericalUniformDistribution(d)
     kappas = np.array([0.5, 50.0])
-    q = cls(jnp.asarray(np.stack([_unit(rng, d), _unit(rng, d)]), jnp.float32), jnp.asarray(kappas, jnp.float32))
+    q = cls(
+        jnp.asarray(np.stack([_unit(rng, d), _unit(rng, d)]), jnp.float32),
+        jnp.asarray(kappas, jnp.float32),
+    )
     exact = np.asarray(vk.kl_divergence(q, u, method="analytic"))
     z = q.sample(getkey(), (n,))
     f = np.asarray(q.log_prob(z) - u.log_prob(z), np.float64)  # [n, 2]
     assert np.all(exact >= 0)
-    np.testing.assert_array_less(np.abs(exact - f.mean(0)), 5 * f.std(0) / np.sqrt(n) + 1e-4)
+    np.testing.assert_array_less(
+        np.abs(exact - f.mean(0)), 5 * f.std(0) / np.sqrt(n) + 1e-4
+    )
 
 
 def test_power_spherical_density_and_mean(getkey):
     rng = np.random.default_rng(3)
     k = np.array([0.0, 3.0, 40.0])
     mu = np.stack([_unit(rng, 3) for _ in k])
-    q = vk.PowerSphericalDistribution(jnp.asarray(mu, jnp.float32), jnp.asarray(k, jnp.float32))
+    q = vk.PowerSphericalDistribution(
+        jnp.asarray(mu, jnp.float32), jnp.asarray(k, jnp.float32)
+    )
     # in R^3: int (1 + cos t)^k 2 pi sin t dt = 2 pi 2^(k+1) / (k + 1)
-    np.testing.assert_allclose(np.asarray(q.log_normalizer()), np.log((k + 1) / (2 * np.pi * 2 ** (k + 1))), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(q.log_normalizer()),
+        np.log((k + 1) / (2 * np.pi * 2 ** (k + 1))),
+        rtol=1e-5,
+    )
     z = np.asarray(q.sample(getkey(), (20000,)), np.float64)  # [n, 3, 3]
     np.testing.assert_allclose(np.linalg.norm(z, axis=-1), 1.0, atol=1e-5)
     w = np.einsum("nbd,bd->nb", z, mu)
-    np.testing.assert_array_less(np.abs(w.mean(0) - k / (2 + k)), 5 * w.std(0) / np.sqrt(len(w)) + 1e-6)
-    np.testing.assert_allclose(np.asarray(q.mean), (k / (2 + k))[:, None] * mu, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_less(
+        np.abs(w.mean(0) - k / (2 + k)), 5 * w.std(0) / np.sqrt(len(w)) + 1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(q.mean), (k / (2 + k))[:, None] * mu, rtol=1e-5, atol=1e-7
+    )
 
 
 def test_bad_loc_and_dimension_errors():
@@ -193,10 +256,14 @@ def test_bad_loc_and_dimension_errors():
 
 def test_svae_preset_trains_on_digits(digits_binary, getkey):
     x = jnp.asarray(digits_binary[:300])
-    power = vk.presets.build("svae", 64, key=getkey(), latent_dim=3, hidden=(16,), distribution="power")
+    power = vk.presets.build(
+        "svae", 64, key=getkey(), latent_dim=3, hidden=(16,), distribution="power"
+    )
     assert isinstance(power.encoder, vk.PowerSpherical) and power.latent_shape == (3,)
     model = vk.presets.build("svae", 64, key=getkey(), latent_dim=3, hidden=(32,))
-    assert isinstance(model.encoder, vk.VonMisesFisher) and isinstance(model.prior, vk.HypersphericalUniform)
+    assert isinstance(model.encoder, vk.VonMisesFisher) and isinstance(
+        model.prior, vk.HypersphericalUniform
+    )
     model, hist = vk.fit(model, x, key=getkey(), epochs=6, batch_size=50)
     loss = hist["train_loss"]
     assert np.all(np.isfinite(loss)) and loss[-1] < loss[0] - 1.0, loss

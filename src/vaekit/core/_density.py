@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpyro.distributions as nd
 from jax.typing import ArrayLike
-from jaxtyping import Array, PRNGKeyArray
+from jaxtyping import Array
 from numpyro.distributions import constraints
 
 from ._conditionals import Conditional, _check_input
@@ -35,7 +35,9 @@ def _shape(event_shape: Any, name: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(s) for s in event_shape)
     except TypeError:
-        raise TypeError(f"{name} needs event_shape=<shape of one value>, e.g. (784,); got {event_shape!r}.") from None
+        raise TypeError(
+            f"{name} needs event_shape=<shape of one value>, e.g. (784,); got {event_shape!r}."
+        ) from None
     if any(s < 1 for s in shape):
         raise ValueError(f"{name}: event_shape must have positive sizes, got {shape}.")
     return shape
@@ -66,7 +68,14 @@ class FunctionDistribution(nd.Distribution):
 
     arg_constraints = {}  # noqa: RUF012 (numpyro's class attribute)
     pytree_data_fields = ("params",)
-    pytree_aux_fields = ("log_prob_fn", "sample_fn", "mean_fn", "what", "_support", "reparametrized_params")
+    pytree_aux_fields = (
+        "log_prob_fn",
+        "sample_fn",
+        "mean_fn",
+        "what",
+        "_support",
+        "reparametrized_params",
+    )
 
     def __init__(
         self,
@@ -82,12 +91,25 @@ class FunctionDistribution(nd.Distribution):
         what: str = "this distribution",
         validate_args=None,
     ):
-        self.log_prob_fn, self.sample_fn, self.mean_fn, self.what = log_prob_fn, sample_fn, mean_fn, what
+        self.log_prob_fn, self.sample_fn, self.mean_fn, self.what = (
+            log_prob_fn,
+            sample_fn,
+            mean_fn,
+            what,
+        )
         self.params = params
         self._support = support
         self.reparametrized_params = ("params",) if reparameterized else ()
-        batch = () if params is None else tuple(jax.tree_util.tree_leaves(params)[0].shape[:batch_ndim])
-        super().__init__(batch_shape=batch, event_shape=tuple(event_shape), validate_args=validate_args)
+        batch = (
+            ()
+            if params is None
+            else tuple(jax.tree_util.tree_leaves(params)[0].shape[:batch_ndim])
+        )
+        super().__init__(
+            batch_shape=batch,
+            event_shape=tuple(event_shape),
+            validate_args=validate_args,
+        )
 
     @property
     def has_rsample(self) -> bool:
@@ -95,7 +117,9 @@ class FunctionDistribution(nd.Distribution):
 
     def _params_to(self, lead: tuple[int, ...]) -> Any:
         b = len(self.batch_shape)
-        return jax.tree_util.tree_map(lambda p: jnp.broadcast_to(p, (*lead, *p.shape[b:])), self.params)
+        return jax.tree_util.tree_map(
+            lambda p: jnp.broadcast_to(p, (*lead, *p.shape[b:])), self.params
+        )
 
     def log_prob(self, value: ArrayLike) -> Array:
         y = jnp.asarray(value)
@@ -104,11 +128,15 @@ class FunctionDistribution(nd.Distribution):
             raise ValueError(
                 f"{self.what}: values must end in the event shape {self.event_shape}, got shape {tuple(y.shape)}."
             )
-        lead = jax.lax.broadcast_shapes(tuple(y.shape[: y.ndim - ev]), tuple(self.batch_shape))
+        lead = jax.lax.broadcast_shapes(
+            tuple(y.shape[: y.ndim - ev]), tuple(self.batch_shape)
+        )
         y = jnp.broadcast_to(y, (*lead, *self.event_shape))
         if self.params is None:
             return _flat_map(lambda yi: self.log_prob_fn(yi, None), lead, y)
-        return _flat_map(lambda yi, pi: self.log_prob_fn(yi, pi), lead, y, *[self._params_to(lead)])
+        return _flat_map(
+            lambda yi, pi: self.log_prob_fn(yi, pi), lead, y, *[self._params_to(lead)]
+        )
 
     def _draw(self, key, sample_shape):
         if self.sample_fn is None:
@@ -135,7 +163,9 @@ class FunctionDistribution(nd.Distribution):
     @property
     def mean(self):
         if self.mean_fn is None:
-            raise ValueError(f"{self.what} has no mean function; pass mean=<function> when you build it.")
+            raise ValueError(
+                f"{self.what} has no mean function; pass mean=<function> when you build it."
+            )
         if self.params is None:
             return self.mean_fn(None)
         lead = tuple(self.batch_shape)
@@ -170,26 +200,41 @@ class DensityPrior(Prior):
         params: Any = None,
     ):
         if not callable(log_prob):
-            raise TypeError(f"DensityPrior needs a function log_prob(z) -> scalar, got {type(log_prob).__name__}.")
+            raise TypeError(
+                f"DensityPrior needs a function log_prob(z) -> scalar, got {type(log_prob).__name__}."
+            )
         if sample is not None and not callable(sample):
-            raise TypeError(f"DensityPrior sample must be a function sample(key) -> z, got {type(sample).__name__}.")
+            raise TypeError(
+                f"DensityPrior sample must be a function sample(key) -> z, got {type(sample).__name__}."
+            )
         self.density, self.sampler = log_prob, sample
         self.shape = _shape(event_shape, "DensityPrior")
         self.params = params
 
     def dist(self) -> nd.Distribution:
-        params = jax.tree_util.tree_map(value, self.params) if self.params is not None else None
+        params = (
+            jax.tree_util.tree_map(value, self.params)
+            if self.params is not None
+            else None
+        )
         if params is None:
-            lp, sf = (lambda z, _: self.density(z)), (None if self.sampler is None else (lambda k, _: self.sampler(k)))
+            lp, sf = (
+                (lambda z, _: self.density(z)),
+                (None if self.sampler is None else (lambda k, _: self.sampler(k))),
+            )
         else:
             lp, sf = self.density, self.sampler
-        return FunctionDistribution(lp, self.shape, params=params, sample_fn=sf, what="This vk.DensityPrior")
+        return FunctionDistribution(
+            lp, self.shape, params=params, sample_fn=sf, what="This vk.DensityPrior"
+        )
 
     def _check(self) -> None:
         z = jax.ShapeDtypeStruct(self.shape, jnp.float32)
         out = jax.eval_shape(lambda z: resolve(self).dist().log_prob(z), z)
         if out.shape != ():
-            raise ValueError(f"DensityPrior log_prob must return a scalar for one z of shape {self.shape}, got shape {out.shape}.")
+            raise ValueError(
+                f"DensityPrior log_prob must return a scalar for one z of shape {self.shape}, got shape {out.shape}."
+            )
 
     def __check_init__(self):
         self._check()
@@ -249,8 +294,14 @@ class DensityConditional(Conditional):
         else:
             out = self_.net(x)
         return FunctionDistribution(
-            self.log_likelihood, self.shape, params=out, batch_ndim=batch_ndim, sample_fn=self.sample_fn,
-            mean_fn=self.mean_fn, support=self.support, reparameterized=self.reparameterized,
+            self.log_likelihood,
+            self.shape,
+            params=out,
+            batch_ndim=batch_ndim,
+            sample_fn=self.sample_fn,
+            mean_fn=self.mean_fn,
+            support=self.support,
+            reparameterized=self.reparameterized,
             what="This vk.DensityConditional",
         )
 

@@ -38,7 +38,13 @@ class LatentChain(nd.Distribution):
     arg_constraints = {}  # noqa: RUF012
     pytree_aux_fields = ("draw", "log_density")
 
-    def __init__(self, draw: Callable, log_density: Callable, batch_shape: tuple[int, ...], size: int):
+    def __init__(
+        self,
+        draw: Callable,
+        log_density: Callable,
+        batch_shape: tuple[int, ...],
+        size: int,
+    ):
         self.draw, self.log_density = draw, log_density
         super().__init__(batch_shape=tuple(batch_shape), event_shape=(int(size),))
 
@@ -76,7 +82,9 @@ class HierarchicalPrior(Prior):
         self.dims = tuple(positive_int(d, "latent layer size") for d in dims)
         self.top_down = tuple(top_down)
         if len(self.top_down) != len(self.dims) - 1:
-            raise ValueError(f"HierarchicalPrior needs {len(self.dims) - 1} top-down conditionals for {len(self.dims)} layers.")
+            raise ValueError(
+                f"HierarchicalPrior needs {len(self.dims) - 1} top-down conditionals for {len(self.dims)} layers."
+            )
 
     def conditional(self, l: int, upper: Array) -> nd.Distribution:
         """``p(z_l | z_{l+1} = upper)`` for ``upper [*batch, d_{l+1}]``."""
@@ -120,11 +128,20 @@ class HierarchicalEncoder(Conditional):
     nets: tuple
     heads: tuple
 
-    def __init__(self, dims: Sequence[int], nets: Sequence, heads: Sequence = (), *, ladder: bool = False):
+    def __init__(
+        self,
+        dims: Sequence[int],
+        nets: Sequence,
+        heads: Sequence = (),
+        *,
+        ladder: bool = False,
+    ):
         self.dims, self.ladder = tuple(dims), bool(ladder)
         self.nets, self.heads = tuple(nets), tuple(heads)
 
-    def joint(self, x: ArrayLike, prior: HierarchicalPrior | None = None) -> nd.Distribution:
+    def joint(
+        self, x: ArrayLike, prior: HierarchicalPrior | None = None
+    ) -> nd.Distribution:
         """``q(z | x)`` for ``x [batch, *data]``: batch ``[batch]``, event ``[sum(dims)]``."""
         enc = resolve(self)
         x = jnp.asarray(x)
@@ -145,12 +162,16 @@ class HierarchicalEncoder(Conditional):
                 zs = _split(z, dims)
                 lp = first.log_prob(zs[0])
                 for l in range(1, len(dims)):
-                    lp = lp + enc.nets[l].dist(zs[l - 1], zs[l - 1].ndim - 1).log_prob(zs[l])
+                    lp = lp + enc.nets[l].dist(zs[l - 1], zs[l - 1].ndim - 1).log_prob(
+                        zs[l]
+                    )
                 return lp
 
             return LatentChain(draw, log_density, first.batch_shape, sum(dims))
         if prior is None:
-            raise ValueError("A ladder encoder needs the prior's top-down networks: use model.posterior(x).")
+            raise ValueError(
+                "A ladder encoder needs the prior's top-down networks: use model.posterior(x)."
+            )
         stats = []  # bottom-up (mu, sigma) per layer, [batch, d_l]
         h = x
         for l in range(len(dims)):
@@ -188,14 +209,18 @@ class HierarchicalEncoder(Conditional):
 
     def dist(self, x: ArrayLike, batch_ndim: int = 1) -> nd.Distribution:
         if batch_ndim != 1:
-            raise ValueError("HierarchicalEncoder takes a batch x [batch, *data] (batch_ndim=1).")
+            raise ValueError(
+                "HierarchicalEncoder takes a batch x [batch, *data] (batch_ndim=1)."
+            )
         return self.joint(x)
 
     def mean(self, x: ArrayLike, batch_ndim: int = 1) -> Array:
         """The layer means along the mean path (``z_{l+1}`` from the mean of ``z_l``)."""
         enc = resolve(self)
         if enc.ladder:
-            raise ValueError("A ladder encoder needs the prior's top-down networks: use HierarchicalVAE.posterior_mean(x).")
+            raise ValueError(
+                "A ladder encoder needs the prior's top-down networks: use HierarchicalVAE.posterior_mean(x)."
+            )
         z = enc.nets[0].mean(x)
         layers = [z]
         for l in range(1, len(enc.dims)):
@@ -234,8 +259,12 @@ class HierarchicalVAE(AbstractVAE):
     form shares the prior's top-down networks); the decoder reads ``z_1``."""
 
     def __check_init__(self):
-        if not isinstance(self.prior, HierarchicalPrior) or not isinstance(self.encoder, HierarchicalEncoder):
-            raise TypeError("HierarchicalVAE needs a HierarchicalPrior and a HierarchicalEncoder.")
+        if not isinstance(self.prior, HierarchicalPrior) or not isinstance(
+            self.encoder, HierarchicalEncoder
+        ):
+            raise TypeError(
+                "HierarchicalVAE needs a HierarchicalPrior and a HierarchicalEncoder."
+            )
 
     def prior_dist(self) -> nd.Distribution:
         return resolve(self.prior).dist()
@@ -246,20 +275,56 @@ class HierarchicalVAE(AbstractVAE):
 
 
 def hierarchical_parts(
-    n_in: int, dims: Sequence[int], hidden: Sequence[int], activation, *, ladder: bool, key: PRNGKeyArray
+    n_in: int,
+    dims: Sequence[int],
+    hidden: Sequence[int],
+    activation,
+    *,
+    ladder: bool,
+    key: PRNGKeyArray,
 ) -> tuple[HierarchicalPrior, HierarchicalEncoder]:
     """Burda et al.'s networks: two hidden layers of width ``hidden[l]`` into and out of
     stochastic layer ``l`` (bottom first)."""
     dims, hidden = tuple(dims), tuple(hidden)
     keys = iter(jax.random.split(key, 4 * len(dims)))
     ins = (n_in, *dims[:-1])
-    top_down = [Gaussian(MLP(dims[l + 1], 2 * dims[l], (hidden[l + 1],) * 2, activation, key=next(keys)), "diag") for l in range(len(dims) - 1)]
+    top_down = [
+        Gaussian(
+            MLP(
+                dims[l + 1],
+                2 * dims[l],
+                (hidden[l + 1],) * 2,
+                activation,
+                key=next(keys),
+            ),
+            "diag",
+        )
+        for l in range(len(dims) - 1)
+    ]
     if ladder:
         feats = (n_in, *hidden[:-1])
-        nets = [MLP(feats[l], hidden[l], (hidden[l],), activation, activation, key=next(keys)) for l in range(len(dims))]
-        heads = [MLP(hidden[l], 2 * dims[l], (), key=next(keys)) for l in range(len(dims))]
+        nets = [
+            MLP(
+                feats[l],
+                hidden[l],
+                (hidden[l],),
+                activation,
+                activation,
+                key=next(keys),
+            )
+            for l in range(len(dims))
+        ]
+        heads = [
+            MLP(hidden[l], 2 * dims[l], (), key=next(keys)) for l in range(len(dims))
+        ]
         enc = HierarchicalEncoder(dims, nets, heads, ladder=True)
     else:
-        nets = [Gaussian(MLP(ins[l], 2 * dims[l], (hidden[l],) * 2, activation, key=next(keys)), "diag") for l in range(len(dims))]
+        nets = [
+            Gaussian(
+                MLP(ins[l], 2 * dims[l], (hidden[l],) * 2, activation, key=next(keys)),
+                "diag",
+            )
+            for l in range(len(dims))
+        ]
         enc = HierarchicalEncoder(dims, nets)
     return HierarchicalPrior(dims, top_down), enc

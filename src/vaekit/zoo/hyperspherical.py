@@ -61,13 +61,34 @@ def _debye_log_ive(v: Array, x: Array) -> Array:
     t2 = t * t
     u1 = t * (3.0 - 5.0 * t2) / 24.0
     u2 = t2 * (81.0 + t2 * (-462.0 + t2 * 385.0)) / 1152.0
-    u3 = t * t2 * (30375.0 + t2 * (-369603.0 + t2 * (765765.0 - t2 * 425425.0))) / 414720.0
+    u3 = (
+        t
+        * t2
+        * (30375.0 + t2 * (-369603.0 + t2 * (765765.0 - t2 * 425425.0)))
+        / 414720.0
+    )
     u4 = (
-        t2 * t2 * (4465125.0 + t2 * (-94121676.0 + t2 * (349922430.0 + t2 * (-446185740.0 + t2 * 185910725.0)))) / 39813120.0
+        t2
+        * t2
+        * (
+            4465125.0
+            + t2
+            * (
+                -94121676.0
+                + t2 * (349922430.0 + t2 * (-446185740.0 + t2 * 185910725.0))
+            )
+        )
+        / 39813120.0
     )
     iv = 1.0 / v
     series = jnp.log1p(iv * (u1 + iv * (u2 + iv * (u3 + iv * u4))))
-    return v * v / (x + r) - v * jnp.arcsinh(v / x) - 0.5 * math.log(2 * math.pi) - 0.25 * jnp.log(r * r) + series
+    return (
+        v * v / (x + r)
+        - v * jnp.arcsinh(v / x)
+        - 0.5 * math.log(2 * math.pi)
+        - 0.25 * jnp.log(r * r)
+        + series
+    )
 
 
 def log_bessel_ive(v: float, x: ArrayLike) -> tuple[Array, Array]:
@@ -87,7 +108,9 @@ def log_bessel_ive(v: float, x: ArrayLike) -> tuple[Array, Array]:
     n = max(0, math.ceil(_DEBYE_MIN_ORDER - v))
     top = v + n
     log_i = _debye_log_ive(jnp.asarray(top, x.dtype), x)
-    ratio = jnp.exp(_debye_log_ive(jnp.asarray(top + 1.0, x.dtype), x) - log_i)  # I_{top+1} / I_top
+    ratio = jnp.exp(
+        _debye_log_ive(jnp.asarray(top + 1.0, x.dtype), x) - log_i
+    )  # I_{top+1} / I_top
     for k in range(n):
         u = top - k  # from (I_u, rho_u = I_{u+1}/I_u) to order u - 1
         step = 2.0 * u / x + ratio  # I_{u-1} / I_u
@@ -126,7 +149,9 @@ class _Sphere(constraints.Constraint):
 sphere = _Sphere()
 
 
-def _uniform_on_sphere(key: PRNGKeyArray, shape: tuple[int, ...], d: int, dtype=jnp.float32) -> Array:
+def _uniform_on_sphere(
+    key: PRNGKeyArray, shape: tuple[int, ...], d: int, dtype=jnp.float32
+) -> Array:
     g = jax.random.normal(key, (*shape, d), dtype)
     return g / jnp.linalg.norm(g, axis=-1, keepdims=True)
 
@@ -141,10 +166,14 @@ class HypersphericalUniformDistribution(nd.Distribution):
 
     def __init__(self, d: int, *, validate_args=None):
         self.d = int_at_least(d, 2, "HypersphericalUniform d (the dimension of R^d)")
-        super().__init__(batch_shape=(), event_shape=(self.d,), validate_args=validate_args)
+        super().__init__(
+            batch_shape=(), event_shape=(self.d,), validate_args=validate_args
+        )
 
     def sample(self, key, sample_shape=()):
-        return _uniform_on_sphere(key, tuple(sample_shape) + tuple(self.batch_shape), self.d)
+        return _uniform_on_sphere(
+            key, tuple(sample_shape) + tuple(self.batch_shape), self.d
+        )
 
     def log_prob(self, value):
         value = jnp.asarray(value)
@@ -181,7 +210,9 @@ def _tangent(key: PRNGKeyArray, shape: tuple[int, ...], d: int, dtype) -> Array:
 
 def _check_loc(loc: Array, name: str) -> None:
     if loc.ndim < 1 or loc.shape[-1] < 2:
-        raise ValueError(f"{name} needs loc of shape [..., d] with d >= 2 (unit vectors of R^d), got shape {loc.shape}.")
+        raise ValueError(
+            f"{name} needs loc of shape [..., d] with d >= 2 (unit vectors of R^d), got shape {loc.shape}."
+        )
     if not isinstance(loc, jax.core.Tracer):
         norm = np.linalg.norm(np.asarray(loc, np.float64), axis=-1)
         if not np.all(np.abs(norm - 1.0) < 1e-3):
@@ -193,7 +224,11 @@ def _check_loc(loc: Array, name: str) -> None:
 
 def _batch(loc: Array, concentration: Array) -> tuple[Array, Array, tuple[int, ...]]:
     batch = jax.lax.broadcast_shapes(loc.shape[:-1], concentration.shape)
-    return jnp.broadcast_to(loc, (*batch, loc.shape[-1])), jnp.broadcast_to(concentration, batch), batch
+    return (
+        jnp.broadcast_to(loc, (*batch, loc.shape[-1])),
+        jnp.broadcast_to(concentration, batch),
+        batch,
+    )
 
 
 # --- von Mises-Fisher ----------------------------------------------------------------------
@@ -223,21 +258,27 @@ def _dw_dkappa(w: Array, kappa: Array, d: int) -> Array:
     upper = w <= cos_mode  # theta_w beyond the mode: integrate theta_w .. pi
     length = jnp.where(upper, math.pi - theta_w, theta_w)
     u = jnp.asarray(_GL_U, w.dtype)
-    t = length[..., None] * jnp.expm1(_STRETCH * u) / math.expm1(_STRETCH)  # distance from theta_w
+    t = (
+        length[..., None] * jnp.expm1(_STRETCH * u) / math.expm1(_STRETCH)
+    )  # distance from theta_w
     dt = length[..., None] * _STRETCH * jnp.exp(_STRETCH * u) / math.expm1(_STRETCH)
     theta = jnp.where(upper[..., None], theta_w[..., None] + t, theta_w[..., None] - t)
     sin_w = jnp.sin(theta_w)[..., None]
     sin_t = jnp.sin(theta)
     log_ratio = kappa[..., None] * (jnp.cos(theta) - w[..., None])
     if d != 2:
-        log_ratio = log_ratio + dm2 * (jnp.log(jnp.maximum(sin_t, 1e-30)) - jnp.log(jnp.maximum(sin_w, 1e-30)))
+        log_ratio = log_ratio + dm2 * (
+            jnp.log(jnp.maximum(sin_t, 1e-30)) - jnp.log(jnp.maximum(sin_w, 1e-30))
+        )
     f = (jnp.cos(theta) - a_mean[..., None]) * jnp.exp(log_ratio) * sin_w
     integral = jnp.sum(f * dt * jnp.asarray(_GL_W, w.dtype), -1)
     return jnp.where(upper, -integral, integral)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
-def _implicit_w(w: Array, one_minus_w: Array, kappa: Array, d: int) -> tuple[Array, Array]:
+def _implicit_w(
+    w: Array, one_minus_w: Array, kappa: Array, d: int
+) -> tuple[Array, Array]:
     """``(w, 1 - w)`` of a sample; their derivative in ``kappa`` by implicit reparameterization."""
     return w, one_minus_w
 
@@ -249,7 +290,9 @@ def _implicit_w_jvp(d, primals, tangents):
     return (w, one_minus_w), (dw, -dw)
 
 
-_CHI2_MAX_DOF = 64  # the proposal's Beta from 2 (d - 1) normals up to here (fast to compile)
+_CHI2_MAX_DOF = (
+    64  # the proposal's Beta from 2 (d - 1) normals up to here (fast to compile)
+)
 
 
 def _wood(key: PRNGKeyArray, kappa: Array, d: int) -> tuple[Array, Array]:
@@ -269,7 +312,9 @@ def _wood(key: PRNGKeyArray, kappa: Array, d: int) -> tuple[Array, Array]:
     def symmetric_beta(k):  # Beta((d-1)/2, (d-1)/2) = X / (X + Y), X, Y ~ chi^2_{d-1}
         if d - 1 > _CHI2_MAX_DOF:
             return jax.random.beta(k, m1 / 2.0, m1 / 2.0, shape, kappa.dtype)
-        g = jnp.sum(jnp.square(jax.random.normal(k, (2, *shape, d - 1), kappa.dtype)), -1)
+        g = jnp.sum(
+            jnp.square(jax.random.normal(k, (2, *shape, d - 1), kappa.dtype)), -1
+        )
         return g[0] / (g[0] + g[1])
 
     def body(state):
@@ -279,15 +324,27 @@ def _wood(key: PRNGKeyArray, kappa: Array, d: int) -> tuple[Array, Array]:
         denom = 1.0 - (1.0 - b) * e
         omw_new = 2.0 * b * e / denom
         w_new = (1.0 - (1.0 + b) * e) / denom
-        log_t = kappa * (one_minus_x0 - omw_new) + m1 * (jnp.log(one_minus_x0 + x0 * omw_new) - log_1mx0sq)
+        log_t = kappa * (one_minus_x0 - omw_new) + m1 * (
+            jnp.log(one_minus_x0 + x0 * omw_new) - log_1mx0sq
+        )
         u = jax.random.uniform(k2, shape, minval=jnp.finfo(kappa.dtype).tiny)
         accept = jnp.logical_and(~done, log_t >= jnp.log(u))
-        return i + 1, jnp.where(accept, w_new, w), jnp.where(accept, omw_new, omw), done | accept
+        return (
+            i + 1,
+            jnp.where(accept, w_new, w),
+            jnp.where(accept, omw_new, omw),
+            done | accept,
+        )
 
     def cond(state):
         return ~jnp.all(state[3])
 
-    init = (jnp.asarray(0), jnp.zeros(shape, kappa.dtype), jnp.ones(shape, kappa.dtype), jnp.zeros(shape, bool))
+    init = (
+        jnp.asarray(0),
+        jnp.zeros(shape, kappa.dtype),
+        jnp.ones(shape, kappa.dtype),
+        jnp.zeros(shape, bool),
+    )
     _, w, omw, _ = jax.lax.while_loop(cond, body, init)
     return w, omw
 
@@ -315,7 +372,10 @@ class VonMisesFisherDistribution(nd.Distribution):
     module docstring); ``log_prob`` takes ``[*sample, *batch, d]`` unit vectors.
     """
 
-    arg_constraints: ClassVar[dict] = {"loc": constraints.real_vector, "concentration": constraints.positive}
+    arg_constraints: ClassVar[dict] = {
+        "loc": constraints.real_vector,
+        "concentration": constraints.positive,
+    }
     support = sphere
     reparametrized_params: ClassVar[list] = ["loc", "concentration"]
     pytree_data_fields = ("loc", "concentration")
@@ -325,7 +385,9 @@ class VonMisesFisherDistribution(nd.Distribution):
         _check_loc(loc, "VonMisesFisherDistribution")
         concentration = jnp.asarray(concentration, dtype=loc.dtype)
         self.loc, self.concentration, batch = _batch(loc, concentration)
-        super().__init__(batch_shape=batch, event_shape=(loc.shape[-1],), validate_args=validate_args)
+        super().__init__(
+            batch_shape=batch, event_shape=(loc.shape[-1],), validate_args=validate_args
+        )
 
     @property
     def d(self) -> int:
@@ -361,7 +423,9 @@ class VonMisesFisherDistribution(nd.Distribution):
 
     def entropy(self):
         k = self.concentration
-        return -vmf_log_normalizer(k, self.d) - k * (mean_resultant_length(k, self.d) - 1.0)
+        return -vmf_log_normalizer(k, self.d) - k * (
+            mean_resultant_length(k, self.d) - 1.0
+        )
 
 
 # --- power spherical ----------------------------------------------------------------------
@@ -375,7 +439,10 @@ class PowerSphericalDistribution(nd.Distribution):
     :param concentration: ``[*batch]`` (or broadcastable) non-negative ``k``.
     """
 
-    arg_constraints: ClassVar[dict] = {"loc": constraints.real_vector, "concentration": constraints.nonnegative}
+    arg_constraints: ClassVar[dict] = {
+        "loc": constraints.real_vector,
+        "concentration": constraints.nonnegative,
+    }
     support = sphere
     reparametrized_params: ClassVar[list] = ["loc", "concentration"]
     pytree_data_fields = ("loc", "concentration")
@@ -385,7 +452,9 @@ class PowerSphericalDistribution(nd.Distribution):
         _check_loc(loc, "PowerSphericalDistribution")
         concentration = jnp.asarray(concentration, dtype=loc.dtype)
         self.loc, self.concentration, batch = _batch(loc, concentration)
-        super().__init__(batch_shape=batch, event_shape=(loc.shape[-1],), validate_args=validate_args)
+        super().__init__(
+            batch_shape=batch, event_shape=(loc.shape[-1],), validate_args=validate_args
+        )
 
     @property
     def d(self) -> int:
@@ -398,7 +467,12 @@ class PowerSphericalDistribution(nd.Distribution):
     def log_normalizer(self) -> Array:
         """``log C = -((a + b) log 2 + b log pi + lgamma(a) - lgamma(a + b))``."""
         a, b = self._ab()
-        return -((a + b) * math.log(2.0) + b * math.log(math.pi) + gammaln(a) - gammaln(a + b))
+        return -(
+            (a + b) * math.log(2.0)
+            + b * math.log(math.pi)
+            + gammaln(a)
+            - gammaln(a + b)
+        )
 
     def rsample(self, key, sample_shape=()):
         shape = tuple(sample_shape) + tuple(self.batch_shape)
@@ -417,7 +491,9 @@ class PowerSphericalDistribution(nd.Distribution):
     def log_prob(self, value):
         value = jnp.asarray(value)
         cos = jnp.sum(self.loc * value, -1)
-        return self.log_normalizer() + self.concentration * jnp.log1p(jnp.maximum(cos, -1.0))
+        return self.log_normalizer() + self.concentration * jnp.log1p(
+            jnp.maximum(cos, -1.0)
+        )
 
     @property
     def mean(self):
@@ -430,7 +506,10 @@ class PowerSphericalDistribution(nd.Distribution):
 
     def entropy(self):
         a, b = self._ab()
-        return -(self.log_normalizer() + self.concentration * (math.log(2.0) + digamma(a) - digamma(a + b)))
+        return -(
+            self.log_normalizer()
+            + self.concentration * (math.log(2.0) + digamma(a) - digamma(a + b))
+        )
 
 
 # --- closed-form KLs to the uniform distribution ---------------------------------------------
@@ -438,7 +517,9 @@ class PowerSphericalDistribution(nd.Distribution):
 
 def _check_dims(q, p) -> None:
     if q.d != p.d:
-        raise ValueError(f"KL between distributions on spheres of different dimensions: R^{q.d} and R^{p.d}.")
+        raise ValueError(
+            f"KL between distributions on spheres of different dimensions: R^{q.d} and R^{p.d}."
+        )
 
 
 @_registry.register(VonMisesFisherDistribution, HypersphericalUniformDistribution)
@@ -462,7 +543,9 @@ class HypersphericalUniform(Prior):
     dim: int = eqx.field(static=True)
 
     def __init__(self, dim: int):
-        self.dim = int_at_least(dim, 2, "HypersphericalUniform(dim): dim (the dimension of R^dim)")
+        self.dim = int_at_least(
+            dim, 2, "HypersphericalUniform(dim): dim (the dimension of R^dim)"
+        )
 
     def dist(self):
         return HypersphericalUniformDistribution(self.dim)
@@ -474,7 +557,9 @@ class _Spherical(AbstractFamily):
     min_concentration: float = eqx.field(static=True)
     support: ClassVar[constraints.Constraint] = sphere
 
-    def __init__(self, net: Callable[[Array], Array], *, min_concentration: float = 1.0):
+    def __init__(
+        self, net: Callable[[Array], Array], *, min_concentration: float = 1.0
+    ):
         self.net = net
         self.min_concentration = float(min_concentration)
 
@@ -499,7 +584,9 @@ class VonMisesFisher(_Spherical):
 
     def _build(self, params, batch_ndim):
         loc, kappa = params
-        return VonMisesFisherDistribution(loc, kappa).to_event(event_dims(loc, batch_ndim, 1))
+        return VonMisesFisherDistribution(loc, kappa).to_event(
+            event_dims(loc, batch_ndim, 1)
+        )
 
 
 class PowerSpherical(_Spherical):
@@ -508,4 +595,6 @@ class PowerSpherical(_Spherical):
 
     def _build(self, params, batch_ndim):
         loc, kappa = params
-        return PowerSphericalDistribution(loc, kappa).to_event(event_dims(loc, batch_ndim, 1))
+        return PowerSphericalDistribution(loc, kappa).to_event(
+            event_dims(loc, batch_ndim, 1)
+        )

@@ -38,7 +38,8 @@ class GaussianMixtureSampler(Prior):
 
     def dist(self) -> nd.Distribution:
         mix = nd.MixtureSameFamily(
-            nd.CategoricalLogits(self.logits), nd.MultivariateNormal(self.means, scale_tril=self.scale_tril)
+            nd.CategoricalLogits(self.logits),
+            nd.MultivariateNormal(self.means, scale_tril=self.scale_tril),
         )
         if len(self.latent_shape) == 1:
             return mix
@@ -68,10 +69,19 @@ class _Reshaped(nd.Distribution):
 
     def log_prob(self, value):
         v = jnp.asarray(value)
-        return self.base.log_prob(jnp.reshape(v, (*v.shape[: v.ndim - len(self.shape)], -1)))
+        return self.base.log_prob(
+            jnp.reshape(v, (*v.shape[: v.ndim - len(self.shape)], -1))
+        )
 
 
-def latent_codes(model: AbstractVAE, x: Any, key: PRNGKeyArray, *, codes: str = "mean", batch_size: int = 1000) -> np.ndarray:
+def latent_codes(
+    model: AbstractVAE,
+    x: Any,
+    key: PRNGKeyArray,
+    *,
+    codes: str = "mean",
+    batch_size: int = 1000,
+) -> np.ndarray:
     """The codes of ``x [n, *data]``: posterior means (``codes="mean"``) or one posterior draw
     each (``"sample"``), ``[n, *latent]``, computed in batches of ``batch_size``."""
     one_of(codes, CODES, "codes")
@@ -119,12 +129,18 @@ def fit_latent_sampler(
         raise ImportError(
             "fit_latent_sampler needs scikit-learn: pip install 'vaekit[anomaly]' (or scikit-learn)."
         ) from None
-    z = latent_codes(model, x, jax.random.key(seed) if key is None else key, codes=codes)
+    z = latent_codes(
+        model, x, jax.random.key(seed) if key is None else key, codes=codes
+    )
     shape = tuple(z.shape[1:])
     flat = z.reshape(len(z), -1).astype(np.float64)
     if n_components > len(flat):
-        raise ValueError(f"n_components={n_components} is more than the {len(flat)} examples; pass fewer components.")
-    gm = GaussianMixture(n_components, covariance_type=covariance_type, random_state=seed).fit(flat)
+        raise ValueError(
+            f"n_components={n_components} is more than the {len(flat)} examples; pass fewer components."
+        )
+    gm = GaussianMixture(
+        n_components, covariance_type=covariance_type, random_state=seed
+    ).fit(flat)
     d = flat.shape[1]
     cov = gm.covariances_
     if covariance_type == "diag":
