@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--test-examples", type=int, default=10000, help="a fixed random subset of N test images (10000 = all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pseudo-inputs", type=int, default=500, help="VampPrior components")
+    ap.add_argument("--train-examples", type=int, default=50000, help="a fixed random subset of N training images (50000 = all; for quick checks)")
     ap.add_argument("--hier-ladder", action="store_true", help="hierarchical model: ladder (top-down) inference")
     ap.add_argument("--val-examples", type=int, default=2000,
                     help="validation images (random subset of the 10,000) scored after each epoch to keep the best model")
@@ -103,6 +104,8 @@ def main() -> None:
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
     x_train, x_test = load("train"), load("test")
+    if args.train_examples < len(x_train):
+        x_train = x_train[np.sort(np.random.default_rng(2).choice(len(x_train), args.train_examples, replace=False))]
     x_val = load("valid")
     x_val = x_val[np.sort(np.random.default_rng(1).choice(len(x_val), min(args.val_examples, len(x_val)), replace=False))]
     if args.test_examples < len(x_test):

@@ -104,20 +104,19 @@ def test_bounds_equal_log_likelihood_of_linear_gaussian_hierarchy(ladder, getkey
     assert abs(z[:, 0].mean() - b) < 0.05 and abs(z[:, 0].var() - (w**2 + s**2)) < 0.1
 
 
-def test_hierarchical_preset_trains_on_digits(digits_binary, getkey):
-    x = jnp.asarray(digits_binary[:300])
-    model = vk.presets.build(
-        "hierarchical_vae",
-        64,
-        key=getkey(),
-        latent_dim=4,
-        layers=(8,),
-        hidden=(32, 16),
-        ladder=True,
+def test_hierarchical_preset_options(getkey):
+    """Training is covered by tests/zoo/test_presets.py::test_preset_builds_and_trains_on_digits[hierarchical_vae]."""
+    # Burda et al.: 784-100-50, two layers of 200 (100) units into (out of) each layer
+    model = eqx.filter_eval_shape(
+        lambda k: vk.presets.build("hierarchical_vae", 784, key=k), getkey()
     )
-    model, hist = vk.fit(model, x, key=getkey(), epochs=5, batch_size=50)
-    loss = hist["train_loss"]
-    assert np.all(np.isfinite(loss)) and loss[-1] < loss[0] - 2.0, loss
+    assert model.prior.dims == (100, 50) and model.encoder.dims == (100, 50)
+    shapes = [lin.weight.shape for lin in model.encoder.nets[0].net.layers]
+    assert shapes == [(200, 784), (200, 200), (200, 200)]
+    shapes = [lin.weight.shape for lin in model.encoder.nets[1].net.layers]
+    assert shapes == [(100, 100), (100, 100), (100, 100)]
+    shapes = [lin.weight.shape for lin in model.prior.top_down[0].net.layers]
+    assert shapes == [(100, 50), (100, 100), (200, 100)]
     with pytest.raises(ValueError, match="one hidden width per stochastic layer"):
         vk.presets.build(
             "hierarchical_vae", 64, key=getkey(), layers=(8, 6), hidden=(32, 16)
