@@ -27,6 +27,8 @@ from .core import (
     CategoricalPrior as CategoricalPrior,
     Conditional as Conditional,
     ContinuousBernoulli as ContinuousBernoulli,
+    DensityConditional as DensityConditional,
+    DensityPrior as DensityPrior,
     Dirichlet as Dirichlet,
     FamilyPrior as FamilyPrior,
     Fixed as Fixed,
@@ -65,6 +67,7 @@ from .zoo import (
     discrete as discrete,
     families as families,
     flows as flows,
+    hyperspherical as hyperspherical,
     mmd as regularizers,
     presets as presets,
 )
@@ -85,7 +88,16 @@ from .zoo.families import (
     WeibullConditional as Weibull,
 )
 from .zoo.flows import IAF as IAF, FlowPosterior as FlowPosterior, Planar as Planar
+from .zoo.hyperspherical import (
+    HypersphericalUniform as HypersphericalUniform,
+    HypersphericalUniformDistribution as HypersphericalUniformDistribution,
+    PowerSpherical as PowerSpherical,
+    PowerSphericalDistribution as PowerSphericalDistribution,
+    VonMisesFisher as VonMisesFisher,
+    VonMisesFisherDistribution as VonMisesFisherDistribution,
+)
 from .zoo.mmd import mmd as mmd, mmd_objective as mmd_objective
+from .zoo.samplers import GaussianMixtureSampler as GaussianMixtureSampler, fit_latent_sampler as fit_latent_sampler
 from .zoo.vamp import VampPrior as VampPrior, VampVAE as VampVAE
 from .zoo import conditional as conditional  # issue 16: conditional and semi-supervised
 from .zoo.conditional import ConditionalVAE as ConditionalVAE, M2VAE as M2VAE
@@ -147,6 +159,8 @@ __all__ = [
     "CategoricalPrior",
     "Conditional",
     "ContinuousBernoulli",
+    "DensityConditional",
+    "DensityPrior",
     "Dirichlet",
     "FamilyPrior",
     "Fixed",
@@ -184,19 +198,28 @@ __all__ = [
     "DirichletPrior",
     "Exponential",
     "FlowPosterior",
+    "GaussianMixtureSampler",
     "Gumbel",
     "GumbelSoftmax",
+    "HypersphericalUniform",
+    "HypersphericalUniformDistribution",
     "IAF",
     "Kumaraswamy",
     "Logistic",
     "Planar",
+    "PowerSpherical",
+    "PowerSphericalDistribution",
     "VampPrior",
     "VampVAE",
+    "VonMisesFisher",
+    "VonMisesFisherDistribution",
     "Weibull",
     "dirichlet",
     "discrete",
     "families",
+    "fit_latent_sampler",
     "flows",
+    "hyperspherical",
     "mmd",
     "mmd_objective",
     "moment_prior_update",

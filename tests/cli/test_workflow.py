@@ -254,3 +254,14 @@ def test_vamp_runs_start_the_decoder_at_the_data_marginal(tmp_path, monkeypatch)
     assert len(seen) == 1 and seen[0][1] == 64
     assert _train(tmp_path / "plain", "--epochs", "1") == 0
     assert len(seen) == 1  # only VampPrior models
+
+
+def test_sample_with_gmm_sampler(run_dir, tmp_path, capsys):
+    """``vaekit sample RUN --sampler gmm`` (issue 16): announced in one line; --grid refuses it."""
+    assert main(["sample", str(run_dir), "-n", "6", "--output", str(tmp_path / "g.npy"), "--sampler", "gmm", "--components", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "3-component Gaussian mixture fitted to the posterior means of 300 training examples" in out
+    g = np.load(tmp_path / "g.npy")
+    assert g.shape == (6, 64) and ((0 <= g) & (g <= 1)).all()
+    assert main(["sample", str(run_dir), "--grid", "2x2", "--sampler", "gmm"]) != 0
+    assert "--grid draws from the prior" in capsys.readouterr().err

@@ -19,6 +19,8 @@ CASES = {
     "conv_vae": {"hidden": (8, 8)},
     "discrete_vae": {"latent_dim": 6},
     "flow_vae": {},
+    "svae": {},
+    "hierarchical_vae": {"layers": (4,), "ladder": True},
 }
 
 

@@ -12,6 +12,7 @@ examples:
   vaekit sample runs/tabular -n 1000 --output samples.npy --kind sample
   vaekit sample runs/audio -n 8 --output samples.wav          # audio runs: frames one after another
   vaekit sample runs/mnist --grid 10x4                        # 10 prior draws: decoder mean + 3 samples each
+  vaekit sample runs/digits -n 64 -o gmm.png --sampler gmm    # codes from a Gaussian mixture fitted to the training codes
 """
 
 
@@ -41,6 +42,14 @@ def add_parser(subparsers) -> None:
         "--kind", choices=("mean", "sample"), default="mean", help="decoder mean (default) or a draw from p(x|z)"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--sampler",
+        choices=("prior", "gmm"),
+        default="prior",
+        help="draw codes from the prior (default) or from a Gaussian mixture fitted to the codes "
+        "(posterior means) of the run's training data (vk.fit_latent_sampler)",
+    )
+    p.add_argument("--components", type=int, default=10, help="mixture components for --sampler gmm (default 10)")
     p.set_defaults(func=run)
 
 
@@ -167,9 +176,12 @@ def run(args) -> int:
     if out.suffix.lower() == ".wav":
         check_wav(args.run)
     model, pre, cfg = load_run(args.run)
-    classes = getattr(model, "num_classes", None) if hasattr(model, "given") else None
-    y = None if classes is None else np.arange(args.n) % classes  # a conditional run: the classes in turn
-    s = eqx.filter_jit(sample)(model, jax.random.key(args.seed), args.n, y)  # one compiled function
+    if getattr(args, "sampler", "prior") == "gmm":
+        s = gmm_samples(model, pre, cfg, args)
+    else:
+        classes = getattr(model, "num_classes", None) if hasattr(model, "given") else None
+        y = None if classes is None else np.arange(args.n) % classes  # a conditional run: the classes in turn
+        s = eqx.filter_jit(sample)(model, jax.random.key(args.seed), args.n, y)  # one compiled function
     v = np.asarray(s.mean if args.kind == "mean" else s.x, np.float32)
     v = v.reshape(args.n, -1)
     if pre is not None:
@@ -180,6 +192,22 @@ def run(args) -> int:
     return 0
 
 
+def gmm_samples(model, pre, cfg, args):
+    """``args.n`` samples from a Gaussian mixture fitted to the training codes (announced)."""
+    import jax
+
+    from ..runs import load_split
+    from ..zoo.samplers import fit_latent_sampler
+
+    x = load_split(cfg, pre, "train", limit=cfg.get("limit")).xm
+    sampler = fit_latent_sampler(model, x, n_components=args.components, seed=args.seed)
+    print(
+        f"codes from a {args.components}-component Gaussian mixture fitted to the posterior means of "
+        f"{len(x)} training examples (--sampler prior draws from the model's prior)"
+    )
+    return sampler.generate(model, jax.random.key(args.seed), args.n)
+
+
 def run_grid(args) -> int:
     import jax
 
@@ -188,6 +216,8 @@ def run_grid(args) -> int:
     from ..viz.report import display_inverse
 
     rows, cols = parse_grid(args.grid)
+    if getattr(args, "sampler", "prior") != "prior":
+        raise ValueError("--grid draws from the prior; use -n N --output FILE with --sampler gmm.")
     run_dir = Path(args.run)
     out = check_output(args.output, (".png",)) if args.output else run_dir / "plots" / f"samples-grid-{rows}x{cols}.png"
     model, pre, cfg = load_run(run_dir)

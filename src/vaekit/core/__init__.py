@@ -74,6 +74,15 @@ from ._conditionals import (
 from ._conditionals import (
     split_outputs as split_outputs,
 )
+from ._density import (
+    DensityConditional as DensityConditional,
+)
+from ._density import (
+    DensityPrior as DensityPrior,
+)
+from ._density import (
+    FunctionDistribution as FunctionDistribution,
+)
 from ._fixed import Fixed as Fixed
 from ._fixed import fixed as fixed
 from ._fixed import resolve as resolve

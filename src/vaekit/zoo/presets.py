@@ -23,6 +23,10 @@ preset             paper
 ``cvae``           Sohn, Lee & Yan 2015, conditional VAE (NeurIPS 2015); train with ``y=``
 ``m2``             Kingma, Rezende, Mohamed & Welling 2014, semi-supervised M2 (1406.5298)
 ``vq_vae``         van den Oord, Vinyals & Kavukcuoglu 2017, VQ-VAE (1711.00937)
+``hierarchical_vae`` Burda et al. 2016 two stochastic layers (1509.00519); ladder
+                   inference: Sonderby et al. 2016 (1602.02282)
+``svae``           Davidson et al. 2018, Hyperspherical VAE (1804.00891); power
+                   spherical: De Cao & Aziz 2020 (2006.04437)
 =================  ==================================================================
 """
 
@@ -33,6 +37,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpyro.distributions as nd
@@ -548,6 +553,73 @@ def flow_vae(
     )
 
 
+def svae(
+    n_features,
+    *,
+    key: PRNGKeyArray,
+    latent_dim: int = 10,
+    hidden: int | Sequence[int] = (256, 128),
+    likelihood: str = "bernoulli",
+    activation: str | Callable[[Array], Array] = jax.nn.relu,
+    distribution: str = "vmf",
+    variance: str = "diag",
+) -> AbstractVAE:
+    """Hyperspherical VAE (S-VAE, Davidson et al. 2018, arXiv 1804.00891): latents on the
+    unit sphere of ``R^latent_dim``, a von Mises-Fisher posterior (``distribution="vmf"``;
+    ``"power"`` for the power spherical one of De Cao & Aziz 2020) and the uniform prior on
+    the sphere; closed-form KL. MLPs ``hidden`` (the paper's 256, 128 with ReLU)."""
+    from .hyperspherical import HypersphericalUniform, PowerSpherical, VonMisesFisher
+
+    _choice("distribution", distribution, ("vmf", "power"))
+    int_at_least(latent_dim, 2, "svae latent_dim (the dimension of R^d holding the unit sphere)")
+    shape = _shape(n_features)
+    _choice("likelihood", likelihood, LIKELIHOODS)
+    k1, k2 = jax.random.split(key)
+    net = _mlp_factory(shape, hidden, activation, k1)(latent_dim + 1)
+    enc = (VonMisesFisher if distribution == "vmf" else PowerSpherical)(net)
+    dec = decoder_for(
+        likelihood, latent_dim, _features_arg(shape), widths(hidden)[::-1], activation, k2, variance=variance
+    )
+    return VAE(prior=HypersphericalUniform(latent_dim), encoder=enc, decoder=dec)
+
+
+def hierarchical_vae(
+    n_features,
+    *,
+    key: PRNGKeyArray,
+    latent_dim: int = 50,
+    layers: int | Sequence[int] = (100,),
+    hidden: int | Sequence[int] = (200, 100),
+    likelihood: str = "bernoulli",
+    activation: str | Callable[[Array], Array] = jax.nn.tanh,
+    ladder: bool = False,
+    variance: str = "diag",
+) -> AbstractVAE:
+    """Hierarchical VAE with stochastic layers ``layers`` (bottom first) under a top layer of
+    ``latent_dim`` (Burda et al. 2016's 784-100-50 by default): two ``tanh`` layers of width
+    ``hidden[l]`` into and out of stochastic layer ``l``; ``ladder=True`` for top-down
+    inference (Sonderby et al. 2016). ELBO/IWAE/log-likelihood as for any VAE (the latent is
+    the concatenation of the layers, KL by Monte Carlo)."""
+    from .hierarchical import FirstLayer, HierarchicalVAE, hierarchical_parts
+
+    shape = _shape(n_features)
+    _choice("likelihood", likelihood, LIKELIHOODS)
+    dims = (*widths(layers, "layers"), positive_int(latent_dim, "latent_dim"))
+    hid = widths(hidden)
+    if len(hid) == 1:
+        hid = hid * len(dims)
+    if len(hid) != len(dims):
+        raise ValueError(
+            f"hierarchical_vae needs one hidden width per stochastic layer ({len(dims)}), got hidden={hid}."
+        )
+    k1, k2 = jax.random.split(key)
+    act = activation_fn(activation)
+    prior, enc = hierarchical_parts(math.prod(shape), dims, hid, act, ladder=ladder, key=k1)
+    dec = decoder_for(likelihood, dims[0], _features_arg(shape), (hid[0],) * 2, act, k2, variance=variance)
+    dec = eqx.tree_at(lambda c: c.net, dec, FirstLayer(dec.net, dims[0], sum(dims)))
+    return HierarchicalVAE(prior, enc, dec)
+
+
 PRESETS: dict[str, Callable[..., AbstractVAE]] = {
     "vae": vae,
     "beta_vae": beta_vae,
@@ -560,6 +632,8 @@ PRESETS: dict[str, Callable[..., AbstractVAE]] = {
     "cvae": conditional.cvae,  # vk.fit(..., y=labels)
     "m2": conditional.m2,  # vk.fit(..., y=labels, -1 for unlabelled)
     "vq_vae": vq.vq_vae,
+    "svae": svae,
+    "hierarchical_vae": hierarchical_vae,
 }
 
 
@@ -576,6 +650,8 @@ WIDTH_MEANING = {
     "cvae": "MLP hidden-layer widths",
     "m2": "MLP hidden-layer widths (encoder, decoder and classifier)",
     "vq_vae": "convolution channels per stride-2 stage (MLP widths for flat data)",
+    "svae": "MLP hidden-layer widths",
+    "hierarchical_vae": "width of the two hidden layers into each stochastic layer, bottom first",
 }
 
 
