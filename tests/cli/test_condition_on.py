@@ -25,6 +25,12 @@ def test_train_cvae_on_labels(tmp_path, capsys):
     assert main(["sample", str(out), "-n", "20", "--output", str(tmp_path / "s.npy")]) == 0
     assert "class i % 10" in capsys.readouterr().out
     assert np.load(tmp_path / "s.npy").shape[0] == 20
+    # vaekit report: samples drawn per class, every plot made with labels
+    assert main(["report", str(out)]) == 0
+    manifest = json.loads((out / "plots" / "plots.json").read_text())
+    assert manifest["sample_labels"] == list(range(10))
+    assert any(c.startswith("Prior samples per class") for c in manifest["captions"])
+    assert (out / "report.html").stat().st_size > 0
 
 
 def test_condition_on_needs_a_conditional_model(tmp_path, capsys):

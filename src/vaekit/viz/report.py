@@ -103,6 +103,16 @@ def make_plots(
         if on_simplex(model)
         else ("(first two principal components)" if int(np.prod(model.latent_shape)) > 2 else "")
     )
+    classes = getattr(model, "num_classes", None) if hasattr(model, "given") else None
+    if classes is not None:  # a conditional run (cvae, m2): every plot is of p(x|z, y) for given labels
+        if y is None:
+            raise ValueError(
+                f"the {split} split has no labels, but this run's model is conditional on them: "
+                "report on a split with labels (the run's data must carry labels)."
+            )
+        return _conditional_plots(
+            model, xm, y, rows, out, figs, manifest, how, where, k1, k2, split, seed, classes, image_shape, inv
+        )
     figs[f"Latent space: posterior means {where} of {how}".replace("  ", " ")] = plots.latent_scatter(
         model, xm, y, out / "latent.png"
     )
@@ -161,6 +171,41 @@ def make_plots(
         figs[f"Latent lattice: {size} x {size} decoder means, {span}"] = plots.lattice(
             model, out / "lattice.png", image_shape=image_shape, inverse=inv, size=size, span=lattice_range
         )
+    manifest["captions"] = {title: Path(p).name for title, p in figs.items()}
+    ckpt.write_json(out / "plots.json", manifest)
+    return figs
+
+
+def _conditional_plots(
+    model, xm, y, rows, out, figs, manifest, how, where, k1, k2, split, seed, classes, image_shape, inv
+) -> dict[str, Path]:
+    """The plots of a conditional run: the latent space of q(z|x, y) at the rows' own
+    labels, prior samples per class (row k: class k mod C) and reconstructions; no
+    lattice or interpolation (they would need one label for the whole picture)."""
+    y = np.asarray(y).astype(int)
+    figs[f"Latent space: posterior means of q(z|x, y) at each row's label {where} of {how}".replace("  ", " ")] = (
+        plots.latent_scatter(model.given(y), xm, y, out / "latent.png")
+    )
+    per_class = np.arange(10) % classes
+    figs[
+        f"Prior samples per class: 10 draws z ~ p(z) (seed {seed}); row k is decoded with label {{k mod {classes}}}"
+        " (labels " + ", ".join(str(int(c)) for c in per_class) + "): the decoder mean, then 3 samples of p(x|z, y)"
+    ] = plots.prior_sample_grid(model.given(per_class), k1, out / "samples.png", image_shape=image_shape, inverse=inv)
+    manifest["sample_labels"] = per_class.tolist()
+    rec, rec_y = rows[:4], y[:4]
+    manifest["reconstruction_rows"] = rec.tolist()
+    figs[
+        f"Reconstructions of {split} rows {_rows_text(rec, rec_y)} given their labels: input, then (decoder mean, "
+        "sample) for 2 latent draws"
+    ] = plots.reconstructions(
+        model.given(rec_y),
+        xm[:4],
+        k2,
+        out / "reconstructions.png",
+        image_shape=image_shape,
+        inverse=inv,
+        titles=[f"{split} row {int(r)} (label {v})" for r, v in zip(rec, rec_y)],
+    )
     manifest["captions"] = {title: Path(p).name for title, p in figs.items()}
     ckpt.write_json(out / "plots.json", manifest)
     return figs
