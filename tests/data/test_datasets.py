@@ -228,7 +228,7 @@ def test_csv(tmp_path):
     ds = datasets.load(tmp_path / "d.csv", split="all", label_column="label")
     np.testing.assert_allclose(ds.x, [[1, 2.5], [3, 4], [5, 0.6]])
     assert ds.y.tolist() == ["x", "y", "x"] and ds.meta["features"] == ["a", "b"]
-    with pytest.raises(ValueError, match="column 'label' is not numeric .*'x'.*--label-column label"):
+    with pytest.raises(ValueError, match="column 'label' is not numeric: .*'x'.*--label-column label"):
         datasets.load(tmp_path / "d.csv")
     with pytest.raises(ValueError, match="label column 'lab' not found. Columns: a, b, label"):
         datasets.load(tmp_path / "d.csv", label_column="lab")
