@@ -62,6 +62,8 @@ from . import nets as nets
 from .nets import MLP as MLP
 
 # --- model zoo ---
+# vk.Cauchy, vk.Exponential, ... are the conditional forms (encoders/decoders); the
+# distributions themselves are vk.families.Cauchy, vk.families.Exponential, ...
 from .zoo import (
     dirichlet as dirichlet,
     discrete as discrete,

@@ -67,6 +67,23 @@ def test_generic_objects_save_themselves(tmp_path):
         vk.load(tmp_path / "t")
 
 
+def test_save_dispatches_by_registered_type(tmp_path, monkeypatch):
+    from vaekit.runs import serialization
+
+    class Base:
+        pass
+
+    class Child(Base):
+        pass
+
+    monkeypatch.setattr(serialization, "_SAVERS", {})
+    serialization.register_saver(Base, lambda obj, path: path.mkdir() or (path / "by").write_text(type(obj).__name__))
+    for name, obj in (("b", Base()), ("c", Child())):
+        assert vk.save(tmp_path / name, obj) == tmp_path / name
+        assert (tmp_path / name / "by").read_text() == type(obj).__name__
+    assert not (tmp_path / "b" / "vaekit.json").exists()  # not saved as a model
+
+
 def _state(key, epoch=3):
     m = _model(key)
     opt = default_optimizer(1e-3)

@@ -161,6 +161,7 @@ def run(args) -> int:
     import jax
     import numpy as np
 
+    from .._validate import positive_int
     from ..core import sample
     from ..runs import load_run
 
@@ -170,8 +171,7 @@ def run(args) -> int:
         raise ValueError(
             "--output is required (FILE.png, FILE.npy, or FILE.wav for audio runs), unless --grid is given."
         )
-    if args.n < 1:
-        raise ValueError(f"-n must be a positive int, got {args.n}.")
+    positive_int(args.n, "-n")
     out = check_output(args.output)
     if out.suffix.lower() == ".wav":
         check_wav(args.run)

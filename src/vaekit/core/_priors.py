@@ -165,8 +165,7 @@ class MixtureOfGaussians(Prior):
     log_scales: Array | Fixed
 
     def __init__(self, k: int, dim: int, *, key: PRNGKeyArray, scale: float = 1.0, spread: float = 1.0):
-        if k < 1 or dim < 1:
-            raise ValueError(f"MixtureOfGaussians needs k >= 1 and dim >= 1, got k={k}, dim={dim}.")
+        k, dim = positive_int(k, "MixtureOfGaussians k"), positive_int(dim, "MixtureOfGaussians dim")
         self.logits = jnp.zeros(k)
         self.locs = spread * jax.random.normal(key, (k, dim))
         self.log_scales = jnp.full((k, dim), jnp.log(scale))

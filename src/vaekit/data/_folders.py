@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validate import positive_int
 from ..training import ArrayLike
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -87,8 +88,7 @@ class AudioFolder(ArrayLike):
     """
 
     def __init__(self, root, frame_length: int = 1024, hop: int | None = None):
-        if not isinstance(frame_length, int) or frame_length < 1:
-            raise ValueError(f"frame_length must be a positive int, got {frame_length!r}.")
+        frame_length = positive_int(frame_length, "frame_length")
         self.root = Path(root)
         self.frame_length = frame_length
         self.hop = int(hop or frame_length)
@@ -158,8 +158,7 @@ def write_wav(path, frames, sample_rate: int, *, gap: float = 0.0) -> int:
 
     a = np.asarray(frames, np.float64)
     a = a.reshape(1, -1) if a.ndim == 1 else a.reshape(a.shape[0], -1)
-    if not isinstance(sample_rate, int | np.integer) or sample_rate < 1:
-        raise ValueError(f"sample_rate must be a positive int, got {sample_rate!r}.")
+    sample_rate = positive_int(sample_rate, "sample_rate")
     if not np.isfinite(a).all():
         raise ValueError("The waveform has NaN/inf values; nothing was written.")
     clipped = int(np.sum(np.abs(a) > 1))

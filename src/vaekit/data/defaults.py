@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import one_of
+
 #: decoder likelihoods by name (``--likelihood``)
 LIKELIHOODS = ("bernoulli", "continuous-bernoulli", "beta", "gaussian", "laplace", "studentt")
 _LOC_SCALE = ("gaussian", "laplace", "studentt")
@@ -169,6 +171,7 @@ def _needs(likelihood: str, s: DataSummary, what: str) -> ValueError:
 
 def preprocessing_for(likelihood: str, s: DataSummary) -> tuple[str, dict[str, Any], str | None]:
     """``(kind, options, what is discarded or None)`` that puts the data in the likelihood's support."""
+    one_of(likelihood, LIKELIHOODS, "likelihood")
     if likelihood == "bernoulli":
         if s.kind == "binary":
             return "none", {}, None
@@ -196,7 +199,7 @@ def preprocessing_for(likelihood: str, s: DataSummary) -> tuple[str, dict[str, A
         if s.kind == "image":
             return "scale", {"divisor": 255.0}, None
         return "standardize", {}, None
-    raise ValueError(f"Unknown likelihood={likelihood!r}. Valid values: {', '.join(map(repr, LIKELIHOODS))}.")
+    raise AssertionError(f"likelihood={likelihood!r} has no preprocessing rule.")  # one_of above refused the others
 
 
 def likelihood_for(preprocessing: str, s: DataSummary) -> str:

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import positive
+
 KINDS = ("none", "standardize", "minmax", "binarize", "dynamic", "scale", "clip")
 
 
@@ -69,8 +71,7 @@ class Preprocessor:
         if kind in ("scale", "clip"):
             if divisor is None:
                 divisor = 255.0 if x.size and x.max() > 1 else 1.0
-            if not divisor > 0:
-                raise ValueError(f"divisor must be positive, got {divisor!r}.")
+            divisor = positive(divisor, "divisor")
             if kind == "scale":
                 return cls(kind, {"divisor": float(divisor)})
             if not 0 < eps < 0.5:

@@ -67,7 +67,10 @@ def _features(convs, blocks, activation, spatial, x):
     return jnp.reshape(h, (-1,))
 
 
-class _Encoder(eqx.Module):
+class _AbstractConvEncoder(eqx.Module):
+    """Abstract: the stride-2 conv encoder shared by :class:`ConvEncoder` (2-D) and
+    :class:`Conv1dEncoder` (1-D); each final subclass's ``__init__`` calls ``_init``."""
+
     convs: tuple[eqx.nn.Conv, ...]
     blocks: tuple[tuple[ResBlock, ...], ...]
     head: eqx.nn.Linear
@@ -108,7 +111,10 @@ class _Encoder(eqx.Module):
         return net.head(_features(net.convs, net.blocks, net.activation, net.spatial, x))
 
 
-class _Decoder(eqx.Module):
+class _AbstractConvDecoder(eqx.Module):
+    """Abstract: the transposed-conv decoder shared by :class:`ConvDecoder` (2-D) and
+    :class:`Conv1dDecoder` (1-D); each final subclass's ``__init__`` calls ``_init``."""
+
     head: eqx.nn.Linear
     deconvs: tuple[eqx.nn.ConvTranspose, ...]
     blocks: tuple[tuple[ResBlock, ...], ...]
@@ -168,7 +174,7 @@ class _Decoder(eqx.Module):
         return h
 
 
-class ConvEncoder(_Encoder):
+class ConvEncoder(_AbstractConvEncoder):
     """2-D conv encoder ``(H, W[, C]) -> [out_size]``.
 
     :param in_shape: one image, ``(H, W)`` or ``(H, W, C)``.
@@ -190,7 +196,7 @@ class ConvEncoder(_Encoder):
         self._init(2, _check_shape(in_shape, (2, 3), "ConvEncoder"), out_size, channels, res_blocks, activation, key)
 
 
-class ConvDecoder(_Decoder):
+class ConvDecoder(_AbstractConvDecoder):
     """2-D conv decoder ``[in_size] -> (H, W * m)`` or ``(H, W, C * m)``, ``m = params_per_value``."""
 
     def __init__(
@@ -216,7 +222,7 @@ class ConvDecoder(_Decoder):
         )
 
 
-class Conv1dEncoder(_Encoder):
+class Conv1dEncoder(_AbstractConvEncoder):
     """1-D conv encoder for audio frames ``(T,)`` or ``(T, C)`` -> ``[out_size]``."""
 
     def __init__(
@@ -232,7 +238,7 @@ class Conv1dEncoder(_Encoder):
         self._init(1, _check_shape(in_shape, (1, 2), "Conv1dEncoder"), out_size, channels, res_blocks, activation, key)
 
 
-class Conv1dDecoder(_Decoder):
+class Conv1dDecoder(_AbstractConvDecoder):
     """1-D conv decoder ``[in_size] -> (T * m,)`` or ``(T, C * m)``."""
 
     def __init__(

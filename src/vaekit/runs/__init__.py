@@ -27,4 +27,5 @@ from .folder import load_run as load_run
 from .serialization import Loaded as Loaded
 from .serialization import load as load
 from .serialization import register as register
+from .serialization import register_saver as register_saver
 from .serialization import save as save

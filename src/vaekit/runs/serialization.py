@@ -9,7 +9,12 @@ models built by hand, and reads the leaves into it.
 
 Every folder says what it holds in ``vaekit.json``'s ``"kind"``; each layer registers the
 kinds it writes with :func:`register` (``"model"`` here, ``"run"`` by the run folders,
-``"detector"`` by :mod:`vaekit.anomaly`), so this module imports none of them.
+``"detector"`` by :mod:`vaekit.anomaly`), so this module imports none of them. Saving
+dispatches the same way, by the object's type: :func:`register_saver` names the function
+that writes the folder of a type that is not a model (e.g. ``VAEDetector``); objects of
+other types that define ``__vaekit_save__(path)`` (:class:`SavesItself`, the public
+protocol for classes outside vaekit) write their own folder; everything else is saved as
+a model.
 :func:`load` returns ``(model, preprocessor)`` for the kinds that hold a model and
 refuses the others with the line that says how to load them.
 """
@@ -60,6 +65,9 @@ class _Kind(NamedTuple):
 
 _KINDS: dict[str, _Kind] = {}
 
+#: ``save(obj, path)`` for objects of a registered type (looked up along the type's MRO)
+_SAVERS: dict[type, Callable[[Any, Path], None]] = {}
+
 
 def register(kind: str, load: Loader, *, model: bool = True, load_with: str = "vk.load(path)") -> None:
     """Make folders of ``kind`` loadable: ``load(path, meta, like)`` reads one.
@@ -68,6 +76,21 @@ def register(kind: str, load: Loader, *, model: bool = True, load_with: str = "v
         other kinds :func:`load` refuses the folder and names ``load_with`` instead.
     """
     _KINDS[kind] = _Kind(load, model, load_with)
+
+
+def register_saver(cls: type, save: Callable[[Any, Path], None]) -> None:
+    """Make :func:`save` write objects of type ``cls`` (and its subclasses) with
+    ``save(obj, path)`` instead of saving them as a model."""
+    _SAVERS[cls] = save
+
+
+def _saver(obj: Any) -> Callable[[Any, Path], None] | None:
+    for cls in type(obj).__mro__:
+        if cls in _SAVERS:
+            return _SAVERS[cls]
+    if isinstance(obj, SavesItself):  # classes outside vaekit that save themselves
+        return type(obj).__vaekit_save__
+    return None
 
 
 def read_meta(path: str | os.PathLike) -> dict:
@@ -128,7 +151,8 @@ def save(
     spec: dict | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Save a model (or an object that saves itself, :class:`SavesItself`) into the folder ``path``.
+    """Save a model (or an object of a type registered with :func:`register_saver`, or one
+    that saves itself, :class:`SavesItself`) into the folder ``path``.
 
     ``vaekit.json`` records the SHA-256 of ``model.eqx``; :func:`load` checks it.
 
@@ -140,8 +164,9 @@ def save(
     :param overwrite: replace an existing saved model (otherwise refused).
     """
     path = Path(path)
-    if isinstance(obj, SavesItself):
-        obj.__vaekit_save__(path)
+    saver = _saver(obj)
+    if saver is not None:
+        saver(obj, path)
         return path
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path} is a file; vk.save writes a folder. Choose another path.")

@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from .._validate import positive_int
+
 T = TypeVar("T")
 
 _DONE = object()
@@ -22,8 +24,7 @@ class Prefetcher(Iterator[T]):
     """
 
     def __init__(self, load: Callable[[Any], T], items: Iterable[Any], depth: int = 2):
-        if not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"prefetch depth must be a positive int, got {depth!r}.")
+        depth = positive_int(depth, "prefetch depth")
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(load, iter(items)), daemon=True)

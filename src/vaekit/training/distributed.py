@@ -22,6 +22,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from .._validate import positive_int
+
 Device = Any  # a jax.Device (pyright cannot use jax.Device in annotations)
 
 
@@ -43,8 +45,8 @@ def initialize(
     JAX's default), so a CPU cluster needs no extra setup. Extra keyword arguments go
     to ``jax.distributed.initialize`` unchanged.
     """
-    if num_processes is not None and (not isinstance(num_processes, int) or num_processes < 1):
-        raise ValueError(f"num_processes must be a positive int, got {num_processes!r}.")
+    if num_processes is not None:
+        num_processes = positive_int(num_processes, "num_processes")
     if process_id is not None and num_processes is not None and not 0 <= process_id < num_processes:
         raise ValueError(f"process_id={process_id!r} must lie in 0 .. num_processes - 1 = {num_processes - 1}.")
     jax.distributed.initialize(

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._validate import int_at_least, positive
 from ..core import AbstractVAE, decoder_mean, on_simplex, reconstruct
 from . import latent as latent_plots
 from ._matplotlib import pyplot
@@ -191,14 +192,12 @@ def reconstructions(
 def lattice_points(size: int = 50, span: float | None = None) -> np.ndarray:
     """The ``size`` coordinates of the lattice along each latent axis: ``linspace(-span,
     span)``, or the standard normal's quantiles at ``(i + 1/2) / size`` when ``span`` is None."""
-    if not isinstance(size, int) or isinstance(size, bool) or size < 2:
-        raise ValueError(f"The lattice size must be an int >= 2, got {size!r}.")
+    size = int_at_least(size, 2, "The lattice size")
     if span is None:
         from scipy.stats import norm
 
         return norm.ppf(np.linspace(0.5 / size, 1 - 0.5 / size, size)).astype(np.float32)
-    if not span > 0:
-        raise ValueError(f"The lattice range must be positive (z in [-r, r]^2), got {span!r}.")
+    span = positive(span, "The lattice range r (z in [-r, r]^2)")
     return np.linspace(-span, span, size).astype(np.float32)
 
 

@@ -143,8 +143,8 @@ class ConcretePrior(Prior):
     temperature: float = eqx.field(static=True)
 
     def __init__(self, dim: int, num_classes: int, *, temperature: float = 2.0 / 3.0):
-        if dim < 1 or num_classes < 2:
-            raise ValueError(f"ConcretePrior needs dim >= 1 and num_classes >= 2, got {dim}, {num_classes}.")
+        dim = positive_int(dim, "ConcretePrior dim")
+        num_classes = int_at_least(num_classes, 2, "ConcretePrior num_classes")
         self.logits = fixed(jnp.zeros((dim, num_classes)))
         self.temperature = float(temperature)
 

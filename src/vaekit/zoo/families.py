@@ -97,7 +97,8 @@ def _kl_exponential(p, q):
 
 class CauchyConditional(AbstractLocScale):
     """Cauchy ``(loc, scale)`` per dimension (inverse-CDF reparameterized); options as
-    ``Gaussian``. Its mean is undefined: :meth:`mean` gives the location."""
+    ``Gaussian``. Its mean is undefined: :meth:`mean` gives the location. Exported as
+    ``vk.Cauchy``; the distribution is ``vk.families.Cauchy`` (numpyro's)."""
 
     def _base(self, loc, scale):
         return Cauchy(loc, scale)

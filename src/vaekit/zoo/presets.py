@@ -394,8 +394,7 @@ def dirichlet_vae(
         raise ValueError(f"dirichlet_vae has a Dirichlet prior only, got prior={prior!r}.")
     shape = _shape(n_features)
     _choice("likelihood", likelihood, LIKELIHOODS)
-    if not isinstance(latent_dim, int) or latent_dim < 2:
-        raise ValueError(f"dirichlet_vae needs latent_dim >= 2, got {latent_dim!r}.")
+    latent_dim = int_at_least(latent_dim, 2, "dirichlet_vae latent_dim")
     k1, k2 = jax.random.split(key)
     enc = _encoder(
         "dirichlet",

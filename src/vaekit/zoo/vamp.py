@@ -12,7 +12,7 @@ import numpyro.distributions as nd
 from jax.typing import ArrayLike
 from jaxtyping import Array, PRNGKeyArray
 
-from .._validate import one_of
+from .._validate import one_of, positive_int
 from ..core import AbstractVAE, Conditional, Fixed, Prior, diagonal_normal_mixture, resolve, value
 
 
@@ -44,8 +44,7 @@ class VampPrior(Prior):
         """
         x = jnp.asarray(x, dtype=jnp.float32)
         one_of(init, ("random", "mean"), "init")
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"VampPrior needs k >= 1 pseudo-inputs, got {k!r}.")
+        k = positive_int(k, "VampPrior.from_data k (the number of pseudo-inputs)")
         if init == "random":
             if k > x.shape[0]:
                 raise ValueError(f"init='random' needs k <= number of examples ({x.shape[0]}), got k={k}.")
