@@ -16,7 +16,7 @@ from vaekit.anomaly import detector as detector_module
 from vaekit.cli import main as cli_main
 
 # Same settings and data shape as test_detector.py: the compiled programs are shared.
-FAST = dict(n_models=2, hidden=(8,), max_steps=30, patience=10, n_samples=4)
+FAST = {"n_models": 2, "hidden": (8,), "max_steps": 30, "patience": 10, "n_samples": 4}
 
 
 def _blobs(n=200, d=4, seed=0):

@@ -15,7 +15,9 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jax.typing import ArrayLike
 from jaxtyping import Array, PRNGKeyArray
 
 from ..core import AbstractVAE, kl_divergence
@@ -144,8 +146,8 @@ def _padded(x, n_rows: int):
 
 def train(
     stacked: AbstractVAE,
-    xt: Array,
-    xv: Array,
+    xt: ArrayLike,
+    xv: ArrayLike,
     key: PRNGKeyArray,
     *,
     optimizer: optax.GradientTransformation,
@@ -161,7 +163,7 @@ def train(
 
     :returns: ``(stacked best models, best epoch [M], best validation loss [M])``.
     """
-    n_t, n_v = int(xt.shape[0]), int(xv.shape[0])
+    n_t, n_v = int(np.shape(xt)[0]), int(np.shape(xv)[0])
     best, epochs, val = _train(
         stacked,
         _padded(xt, bucket(n_t)),
@@ -232,7 +234,7 @@ def _pad(xb, block: int):
 
 def score(
     stacked: AbstractVAE,
-    xb: Array,
+    xb: ArrayLike,
     key: PRNGKeyArray,
     method: str,
     n_samples: int,
@@ -244,7 +246,7 @@ def score(
 
 
 def parts(
-    stacked: AbstractVAE, xb: Array, key: PRNGKeyArray, n_samples: int, block: int
+    stacked: AbstractVAE, xb: ArrayLike, key: PRNGKeyArray, n_samples: int, block: int
 ) -> tuple[Array, Array]:
     """Per-member :func:`elbo_terms` ``([M, B, d], [M, B])`` of one chunk ``xb [B, d]``."""
     xp, pad = _pad(jnp.asarray(xb), block)

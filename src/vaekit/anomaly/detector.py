@@ -335,7 +335,7 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         self.n_epochs_ = [int(e) for e in epochs]
         self.decision_scores_, feat = self._evaluate(x, None, "score training rows", features=True)
         self._set_threshold(self.decision_scores_[perm[:n_val]])
-        self.feature_baseline_ = np.median(feat, 0)
+        self.feature_baseline_ = np.median(np.asarray(feat), 0)
         return self
 
     def _set_threshold(self, val_scores: np.ndarray) -> None:
@@ -369,21 +369,20 @@ class VAEDetector(OutlierMixin, BaseEstimator):
         anything scikit-learn accepts. Yields ``(n_rows, chunks)``."""
         checked = False
         if isinstance(X, Source) and not isinstance(X, np.ndarray):
-            n = len(X)
+            n, src = len(X), X
 
-            def read(a, b):
-                return np.asarray(X.read(np.arange(a, b)))
-        elif isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "fiu" and len(X) > _CHUNK:
-            n = len(X)
-
-            def read(a, b):
-                return X[a:b]
+            def read(a: int, b: int) -> Any:
+                return np.asarray(src.read(np.arange(a, b)))
         else:
-            x = self._validate(X, reset=False)
-            n, checked = len(x), True
+            if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "fiu" and len(X) > _CHUNK:
+                arr = X  # read (e.g. from a memory map) and checked chunk by chunk
+            else:
+                arr = self._validate(X, reset=False)
+                checked = True
+            n = len(arr)
 
-            def read(a, b):
-                return x[a:b]
+            def read(a: int, b: int) -> Any:
+                return arr[a:b]
 
         show = n >= _PROGRESS_ROWS if progress is None else progress
         bar = None
@@ -443,10 +442,12 @@ class VAEDetector(OutlierMixin, BaseEstimator):
                     nll = np.asarray(nll, dtype=np.float64)
                     if feat is not None:
                         feat[i + a : i + b] = nll.mean(0)
-                    s = nll.sum(2) + np.asarray(kl, dtype=np.float64)
+                    s_elbo = nll.sum(2) + np.asarray(kl, dtype=np.float64)
+                    if self.method == "elbo":
+                        out[i + a : i + b] = s_elbo.mean(0)
                 if self.method != "elbo":
-                    s = np.asarray(_ensemble.score(stacked, xc[a:b], key, self.method, L, block), np.float64)
-                out[i + a : i + b] = s.mean(0)
+                    s = _ensemble.score(stacked, xc[a:b], key, self.method, L, block)
+                    out[i + a : i + b] = np.asarray(s, np.float64).mean(0)
             i += len(xc)
         return out, feat
 

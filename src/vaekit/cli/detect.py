@@ -55,7 +55,7 @@ def run(args) -> int:
             c = float(c)
         except ValueError:
             raise ValueError(f"--contamination must be 'auto' or a number in (0, 0.5], got {c!r}.") from None
-    h_train, x_train = read_numeric(args.train)
+    _, x_train = read_numeric(args.train)
     h_in, x_in = read_numeric(args.input)
     if x_in.shape[1] != x_train.shape[1]:
         raise ValueError(
