@@ -148,6 +148,7 @@ def main(argv=None) -> int:
     ap.add_argument("--vae-params", default="{}", help="JSON of VAEDetector parameters (default: its defaults)")
     ap.add_argument("--datasets", default=None, help="comma-separated substrings of file names to keep")
     ap.add_argument("--pyod-python", default=None, help="python with PyOD + torch: adds pyod_vae, pyod_ae")
+    ap.add_argument("--small-first", action="store_true", help="run the datasets smallest file first")
     ap.add_argument("--json", default=None, help="also write the raw results here")
     ap.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="only print the tables of earlier --json runs")
     args = ap.parse_args(argv)
@@ -160,6 +161,8 @@ def main(argv=None) -> int:
     if args.datasets:
         keep = args.datasets.split(",")
         files = [f for f in files if any(k in os.path.basename(f) for k in keep)]
+    if args.small_first:
+        files.sort(key=os.path.getsize)
     methods = {"vae": vae_factory(json.loads(args.vae_params)), **BASELINES}
     if args.pyod_python and (not args.only or "pyod" in args.only):
         peers = PyODPeers(args.pyod_python)
@@ -191,7 +194,14 @@ def main(argv=None) -> int:
                 aucs.append(roc_auc_score(y[te], s))
                 aps.append(average_precision_score(y[te], s))
             res[ds][m] = {"auc": float(np.mean(aucs)), "ap": float(np.mean(aps)), "auc_std": float(np.std(aucs))}
-            print(f"{ds:>20} {m:>8}  auc {np.mean(aucs):.4f}  ap {np.mean(aps):.4f}", file=sys.stderr, flush=True)
+            print(
+                f"{ds:>20} {m:>8}  auc {np.mean(aucs):.4f}  ap {np.mean(aps):.4f}  s/fit {ds_times[ds][m] / args.seeds:.2f}",
+                file=sys.stderr,
+                flush=True,
+            )
+        if args.json:  # after every dataset, so that an interrupted run keeps what it measured
+            with open(args.json, "w") as fh:
+                json.dump({"results": res, "times": times, "ds_times": ds_times, "wall": time.perf_counter() - t_all, "seeds": args.seeds}, fh, indent=1)
     wall = time.perf_counter() - t_all
     print_tables(res, names, times, wall, args.seeds, ds_times=ds_times)
     if args.json:
