@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from anomaly import load, split  # noqa: E402
+from anomaly import load, split
 
 
 def main() -> int:
