@@ -105,9 +105,15 @@ def _score_one(model: AbstractVAE, x: Array, key: PRNGKeyArray, method: str, n_s
     raise AssertionError(method)
 
 
+def score_block(model: AbstractVAE, xb: Array, key: PRNGKeyArray, method: str, n_samples: int) -> Array:
+    """Scores of the rows of ``xb [B, *data]`` -> ``[B]``, without checks or jit (a
+    traceable building block, e.g. for ``vmap`` over a stacked ensemble)."""
+    return jax.vmap(lambda xi: _score_one(model, xi[None], key, method, n_samples)[0])(xb)
+
+
 @eqx.filter_jit
 def _score_block(model: AbstractVAE, xb: Array, key: PRNGKeyArray, method: str, n_samples: int) -> Array:
-    return jax.vmap(lambda xi: _score_one(model, xi[None], key, method, n_samples)[0])(xb)
+    return score_block(model, xb, key, method, n_samples)
 
 
 def check_method(method: str) -> str:
