@@ -128,7 +128,9 @@ class PyODPeers:
             np.save(tr, xtr)
             np.save(te, xte)
             assert self.proc.stdin is not None
-            self.proc.stdin.write(json.dumps({"model": model, "train": tr, "test": te, "seed": seed, "out": out}) + "\n")
+            self.proc.stdin.write(
+                json.dumps({"model": model, "train": tr, "test": te, "seed": seed, "out": out}) + "\n"
+            )
             self.proc.stdin.flush()
             run.seconds = self._answer()["seconds"]  # type: ignore[attr-defined]
             return np.load(out)
@@ -203,12 +205,24 @@ def main(argv=None) -> int:
             )
         if args.json:  # after every dataset, so that an interrupted run keeps what it measured
             with open(args.json, "w") as fh:
-                json.dump({"results": res, "times": times, "ds_times": ds_times, "wall": time.perf_counter() - t_all, "seeds": args.seeds}, fh, indent=1)
+                json.dump(
+                    {
+                        "results": res,
+                        "times": times,
+                        "ds_times": ds_times,
+                        "wall": time.perf_counter() - t_all,
+                        "seeds": args.seeds,
+                    },
+                    fh,
+                    indent=1,
+                )
     wall = time.perf_counter() - t_all
     print_tables(res, names, times, wall, args.seeds, ds_times=ds_times)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"results": res, "times": times, "ds_times": ds_times, "wall": wall, "seeds": args.seeds}, fh, indent=1)
+            json.dump(
+                {"results": res, "times": times, "ds_times": ds_times, "wall": wall, "seeds": args.seeds}, fh, indent=1
+            )
     return 0
 
 

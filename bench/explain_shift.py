@@ -27,9 +27,7 @@ def main() -> int:
     params = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
     if "hidden" in params:
         params["hidden"] = tuple(params["hidden"])
-    folder = os.path.join(
-        os.environ.get("VAEKIT_DATA_DIR", "/work/shared/data"), "odds"
-    )
+    folder = os.path.join(os.environ.get("VAEKIT_DATA_DIR", "/work/shared/data"), "odds")
     for name in sys.argv[1].split(","):
         x, y = load(os.path.join(folder, name))
         tr, te = split(y, 0)

@@ -87,7 +87,9 @@ def test_pipeline_and_grid_search():
         return roc_auc_score(y, est.decision_function(X))
 
     pipe = Pipeline([("scale", StandardScaler()), ("det", vk.VAEDetector(random_state=0, **FAST))])
-    gs = GridSearchCV(pipe, {"det__latent_dim": [1, 2]}, scoring=auc, cv=StratifiedKFold(2, shuffle=True, random_state=0)).fit(x, y)
+    gs = GridSearchCV(
+        pipe, {"det__latent_dim": [1, 2]}, scoring=auc, cv=StratifiedKFold(2, shuffle=True, random_state=0)
+    ).fit(x, y)
     assert gs.best_params_["det__latent_dim"] in (1, 2)
     assert gs.best_score_ > 0.9
     assert gs.predict(x).shape == (132,)
@@ -160,10 +162,19 @@ def test_cli_detect_and_score(tmp_path, fitted, capsys):
     new = np.vstack([x[:20], 25 + x[:2]])
     _write(tmp_path / "new.csv", new.tolist(), ["a", "b", "c", "d"])
     out = tmp_path / "flagged.csv"
-    rc = cli_main([
-        "detect", "--train", str(tmp_path / "normal.csv"), "--input", str(tmp_path / "new.csv"),
-        "--output", str(out), "--save", str(tmp_path / "det"),
-    ])
+    rc = cli_main(
+        [
+            "detect",
+            "--train",
+            str(tmp_path / "normal.csv"),
+            "--input",
+            str(tmp_path / "new.csv"),
+            "--output",
+            str(out),
+            "--save",
+            str(tmp_path / "det"),
+        ]
+    )
     assert rc == 0
     with open(out) as f:
         rows = list(csv.DictReader(f))
@@ -171,18 +182,36 @@ def test_cli_detect_and_score(tmp_path, fitted, capsys):
     flags = [int(r["outlier"]) for r in rows]
     assert flags[20:] == [1, 1] and sum(flags[:20]) <= 2
     # score with the saved detector folder, another method
-    rc = cli_main(["score", str(tmp_path / "det"), "--input", str(tmp_path / "new.csv"),
-                   "--output", str(tmp_path / "s.csv"), "--method", "reconstruction_mean"])
+    rc = cli_main(
+        [
+            "score",
+            str(tmp_path / "det"),
+            "--input",
+            str(tmp_path / "new.csv"),
+            "--output",
+            str(tmp_path / "s.csv"),
+            "--method",
+            "reconstruction_mean",
+        ]
+    )
     assert rc == 0
     s = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)
     det = vk.VAEDetector.load(tmp_path / "det").set_params(method="reconstruction_mean")
     np.testing.assert_allclose(s, det.anomaly_score(new), rtol=1e-12)
     # never overwrite; clear one-line errors
-    assert cli_main(["score", str(tmp_path / "det"), "--input", str(tmp_path / "new.csv"),
-                     "--output", str(tmp_path / "s.csv")]) == 2
+    assert (
+        cli_main(
+            ["score", str(tmp_path / "det"), "--input", str(tmp_path / "new.csv"), "--output", str(tmp_path / "s.csv")]
+        )
+        == 2
+    )
     _write(tmp_path / "bad.csv", [["1", "2", "3", "4"], ["1", "x", "2", "3"]])
-    assert cli_main(["score", str(tmp_path / "det"), "--input", str(tmp_path / "bad.csv"),
-                     "--output", str(tmp_path / "s2.csv")]) == 2
+    assert (
+        cli_main(
+            ["score", str(tmp_path / "det"), "--input", str(tmp_path / "bad.csv"), "--output", str(tmp_path / "s2.csv")]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "already exists" in err and "not a number" in err
     assert not os.path.exists(tmp_path / "s2.csv")
@@ -197,13 +226,25 @@ def test_cli_score_on_a_saved_model_folder(tmp_path, fitted):
 
     _, x = fitted
     spec = model_spec("vae", 4, latent_dim=2, hidden=[8], likelihood="gaussian", variance="shared")
-    model = vk.presets.build("vae", 4, key=jax.random.key(0), latent_dim=2, hidden=(8,), likelihood="gaussian", variance="shared")
+    model = vk.presets.build(
+        "vae", 4, key=jax.random.key(0), latent_dim=2, hidden=(8,), likelihood="gaussian", variance="shared"
+    )
     pre = Preprocessor.fit("standardize", x)
     vk.save(tmp_path / "m", model, preprocessor=pre, spec=spec)
     new = np.vstack([x[:5], 40 + x[:1]])
     _write(tmp_path / "new.csv", new.tolist())
-    rc = cli_main(["score", str(tmp_path / "m"), "--input", str(tmp_path / "new.csv"),
-                   "--output", str(tmp_path / "s.csv"), "--method", "reconstruction_mean"])
+    rc = cli_main(
+        [
+            "score",
+            str(tmp_path / "m"),
+            "--input",
+            str(tmp_path / "new.csv"),
+            "--output",
+            str(tmp_path / "s.csv"),
+            "--method",
+            "reconstruction_mean",
+        ]
+    )
     assert rc == 0
     s = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)
     want = vk.anomaly.score(model, pre.transform(new), jax.random.key(0), method="reconstruction_mean")

@@ -33,15 +33,11 @@ def test_pyod_attributes(fitted):
     det, x = fitted
     np.testing.assert_allclose(det.decision_scores_, det.anomaly_score(x), rtol=1e-6)
     assert det.threshold_ == pytest.approx(np.percentile(det.decision_scores_, 90))
-    np.testing.assert_array_equal(
-        det.labels_, (det.decision_scores_ > det.threshold_).astype(int)
-    )
+    np.testing.assert_array_equal(det.labels_, (det.decision_scores_ > det.threshold_).astype(int))
     assert det.labels_.mean() == pytest.approx(0.1, abs=0.01)
     assert det.offset_ == -det.threshold_
     new = np.vstack([x[:30], 20 + x[:2]])
-    np.testing.assert_array_equal(
-        det.predict(new) == -1, det.anomaly_score(new) > det.threshold_
-    )
+    np.testing.assert_array_equal(det.predict(new) == -1, det.anomaly_score(new) > det.threshold_)
     assert len(det.n_epochs_) == 2 and len(det.models_) == 2
 
 
@@ -51,14 +47,10 @@ def test_predict_proba_pyod_definitions(fitted):
     s, tr = det.anomaly_score(new), det.decision_scores_
     lin = det.predict_proba(new)
     assert lin.shape == (32, 2)
-    np.testing.assert_allclose(
-        lin[:, 1], np.clip((s - tr.min()) / (tr.max() - tr.min()), 0, 1)
-    )
+    np.testing.assert_allclose(lin[:, 1], np.clip((s - tr.min()) / (tr.max() - tr.min()), 0, 1))
     np.testing.assert_allclose(lin.sum(1), 1.0)
     uni = det.predict_proba(new, method="unify")
-    np.testing.assert_allclose(
-        uni[:, 1], np.clip(erf((s - tr.mean()) / (tr.std() * np.sqrt(2))), 0, 1)
-    )
+    np.testing.assert_allclose(uni[:, 1], np.clip(erf((s - tr.mean()) / (tr.std() * np.sqrt(2))), 0, 1))
     assert (uni[30:, 1] == 1).all()
     probs, conf = det.predict_proba(new, return_confidence=True)
     np.testing.assert_array_equal(probs, lin)
@@ -106,9 +98,7 @@ def test_save_load_keeps_pyod_attributes(fitted, tmp_path):
     np.testing.assert_array_equal(back.labels_, det.labels_)
     assert back.threshold_ == det.threshold_
     np.testing.assert_array_equal(back.predict_proba(x[:5]), det.predict_proba(x[:5]))
-    np.testing.assert_array_equal(
-        back.explain(x[:5]).contributions, det.explain(x[:5]).contributions
-    )
+    np.testing.assert_array_equal(back.explain(x[:5]).contributions, det.explain(x[:5]).contributions)
     # the extra arrays are checksummed like the models
     f = tmp_path / "d" / "train_scores.eqx"
     data = bytearray(f.read_bytes())
@@ -122,9 +112,7 @@ def test_explain_closed_form_and_shape(fitted):
     det, x = fitted
     e = det.explain(x[:10], top=2)
     assert e.contributions.shape == (10, 4) and e.top_features.shape == (10, 2)
-    np.testing.assert_array_equal(
-        e.top_features, np.argsort(-e.contributions, 1, kind="stable")[:, :2]
-    )
+    np.testing.assert_array_equal(e.top_features, np.argsort(-e.contributions, 1, kind="stable")[:, :2])
     # per-feature terms + baseline + KL sum to the elbo score (one fused pass)
     nll = e.contributions + det.feature_baseline_
     s = det.anomaly_score(x[:10])
@@ -184,9 +172,7 @@ def test_large_inputs_memmap_and_source(fitted, tmp_path, monkeypatch, capsys):
     mm = np.load(tmp_path / "big.npy", mmap_mode="r")
     monkeypatch.setattr(detector_module, "_CHUNK", 128)  # force several chunks
     np.testing.assert_allclose(det.anomaly_score(mm), want, rtol=1e-6)
-    np.testing.assert_allclose(
-        det.explain(mm).contributions, want_e, rtol=1e-6, atol=1e-6
-    )
+    np.testing.assert_allclose(det.explain(mm).contributions, want_e, rtol=1e-6, atol=1e-6)
     src = vk.ArraySource(big.astype(np.float32))
     np.testing.assert_allclose(det.anomaly_score(src), want, rtol=1e-4)
     det.anomaly_score(mm, progress=True)
@@ -269,9 +255,7 @@ def test_cli_detect_explain_and_chunked_score(tmp_path, monkeypatch):
         ]
     )
     assert rc == 0
-    np.testing.assert_allclose(
-        np.loadtxt(tmp_path / "s2.csv", delimiter=",", skiprows=1), s, rtol=1e-12
-    )
+    np.testing.assert_allclose(np.loadtxt(tmp_path / "s2.csv", delimiter=",", skiprows=1), s, rtol=1e-12)
     _write(
         tmp_path / "bad.csv",
         new.tolist()[:10] + [["1", "2", "oops", "4"]],

@@ -33,7 +33,13 @@ def test_train_on_four_forced_cpu_devices(tmp_path):
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(metrics) == 2 and all(m["train_loss"] > 0 for m in metrics)
     # batch 40 is not divisible by 3 devices: a clear error, not a traceback
-    r = subprocess.run(cmd[:-4] + ["--devices", "3", "--out", str(tmp_path / "r3")], env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        cmd[:-4] + ["--devices", "3", "--out", str(tmp_path / "r3")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 2 and "not divisible by the 3 devices" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -35,7 +35,10 @@ def test_train_writes_a_complete_run_folder(run_dir):
     assert env["seed"] == 0 and env["jax_version"] and env["devices"] and "git_commit" in env
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3] and all(np.isfinite(r["val_loss"]) for r in rows)
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch-0002.ckpt", "epoch-0003.ckpt"]  # newest 2
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        "epoch-0002.ckpt",
+        "epoch-0003.ckpt",
+    ]  # newest 2
     meta = json.loads((run_dir / "vaekit.json").read_text())
     assert meta["kind"] == "run" and meta["status"] == "finished" and meta["epochs"] == 3
     model, pre = vk.load(run_dir)
@@ -51,7 +54,11 @@ def test_evaluate_sample_reconstruct_report(run_dir, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "log-likelihood" in captured.out
     # a progress bar with an ETA on stderr (issue 12): "100/100 [00:01<00:00, ...]"
-    assert "log-likelihood, 64 importance samples (test)" in captured.err and "100/100" in captured.err and "<00:00" in captured.err
+    assert (
+        "log-likelihood, 64 importance samples (test)" in captured.err
+        and "100/100" in captured.err
+        and "<00:00" in captured.err
+    )
     assert main(["sample", str(run_dir), "-n", "9", "--output", str(tmp_path / "s.png")]) == 0
     assert main(["sample", str(run_dir), "-n", "9", "--output", str(tmp_path / "s.npy"), "--kind", "sample"]) == 0
     s = np.load(tmp_path / "s.npy")
@@ -101,7 +108,9 @@ def test_resume_after_ctrl_c_is_bit_identical(tmp_path, monkeypatch, capsys):
     m1, _ = vk.load(full)
     m2, _ = vk.load(part)
     assert eqx.tree_equal(m1, m2)
-    strip = lambda p: [{k: v for k, v in json.loads(x).items() if k != "time"} for x in (p / "metrics.jsonl").read_text().splitlines()]
+    strip = lambda p: [
+        {k: v for k, v in json.loads(x).items() if k != "time"} for x in (p / "metrics.jsonl").read_text().splitlines()
+    ]
     assert strip(part) == strip(full) and len(strip(full)) == 4
     # resuming a finished run needs more epochs
     assert main(["train", "--resume", str(part), "--quiet"]) == 2
@@ -129,9 +138,28 @@ def test_existing_out_is_never_lost(run_dir, tmp_path, capsys):
 
 def test_config_file_and_flags(tmp_path, capsys):
     cfg = tmp_path / "run.toml"
-    cfg.write_text('data = "iris"\nlikelihood = "gaussian"\nhidden = [8]\nepochs = 2\nbatch_size = 20\nlatent_dim = 1\n[model_options]\nvariance = "scalar"\n')
+    cfg.write_text(
+        'data = "iris"\nlikelihood = "gaussian"\nhidden = [8]\nepochs = 2\nbatch_size = 20\nlatent_dim = 1\n[model_options]\nvariance = "scalar"\n'
+    )
     out = tmp_path / "iris"
-    assert main(["train", "--config", str(cfg), "--epochs", "3", "--out", str(out), "--patience", "5", "--lr-schedule", "cosine"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(cfg),
+                "--epochs",
+                "3",
+                "--out",
+                str(out),
+                "--patience",
+                "5",
+                "--lr-schedule",
+                "cosine",
+            ]
+        )
+        == 0
+    )
     bar = capsys.readouterr().err
     assert "3/3" in bar and "epoch" in bar and "val_loss=" in bar  # the progress bar (not --quiet)
     saved = json.loads((out / "config.json").read_text())
@@ -258,7 +286,23 @@ def test_vamp_runs_start_the_decoder_at_the_data_marginal(tmp_path, monkeypatch)
 
 def test_sample_with_gmm_sampler(run_dir, tmp_path, capsys):
     """``vaekit sample RUN --sampler gmm`` (issue 16): announced in one line; --grid refuses it."""
-    assert main(["sample", str(run_dir), "-n", "6", "--output", str(tmp_path / "g.npy"), "--sampler", "gmm", "--components", "3"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                str(run_dir),
+                "-n",
+                "6",
+                "--output",
+                str(tmp_path / "g.npy"),
+                "--sampler",
+                "gmm",
+                "--components",
+                "3",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "3-component Gaussian mixture fitted to the posterior means of 300 training examples" in out
     g = np.load(tmp_path / "g.npy")

@@ -57,7 +57,9 @@ def test_density_integrates_to_one_and_matches_the_formula(eta):
     assert _moments(eta)[0] == pytest.approx(1.0, abs=1e-5)
     if abs(eta) <= 20:  # beyond, the reference loses precision (1 - 2l rounds)
         xs = np.array([0.0, 0.1, 0.5, 0.9, 1.0])
-        np.testing.assert_allclose(np.asarray(d.log_prob(jnp.asarray(xs, jnp.float32))), reference_log_prob(xs, eta), atol=2e-6)
+        np.testing.assert_allclose(
+            np.asarray(d.log_prob(jnp.asarray(xs, jnp.float32))), reference_log_prob(xs, eta), atol=2e-6
+        )
 
 
 @pytest.mark.parametrize("eta", [-5.0, -1e-4, 0.0, 0.3, 40.0])
@@ -97,5 +99,7 @@ def test_continuous_bernoulli_decoder_learns_grey_values(getkey):
         model, o, loss = step(model, o, jax.random.key(i))
         losses.append(float(loss))
     assert np.isfinite(losses).all() and losses[-1] < losses[0] - 5
-    with pytest.raises(ValueError, match=r"outside the support of the decoder ContinuousBernoulli \(values must lie in \[0, 1\]\)"):
+    with pytest.raises(
+        ValueError, match=r"outside the support of the decoder ContinuousBernoulli \(values must lie in \[0, 1\]\)"
+    ):
         vk.fit(model, np.asarray(x) * 16, key=0, epochs=1, batch_size=50)

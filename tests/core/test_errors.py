@@ -85,7 +85,9 @@ def test_analytic_kl_without_closed_form(x):
         vk.Gaussian(vk.MLP(8, 4, hidden=(), key=k1)),
         vk.Bernoulli(vk.MLP(2, 8, hidden=(), key=k2)),
     )
-    with pytest.raises(ValueError, match="no closed-form KL is known for Normal against DiagonalNormalMixture.*kl='mc'"):
+    with pytest.raises(
+        ValueError, match="no closed-form KL is known for Normal against DiagonalNormalMixture.*kl='mc'"
+    ):
         vk.elbo(m, x, jax.random.key(0), kl="analytic")
     assert vk.elbo(m, x, jax.random.key(0)).shape == (40,)  # auto falls back to Monte Carlo
 

@@ -148,4 +148,3 @@ class _DirichletPrior(vk.Prior):
         import numpyro.distributions as nd
 
         return nd.Dirichlet(self.alpha)
-

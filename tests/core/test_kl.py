@@ -28,12 +28,24 @@ def pairs():
     k = jax.random.split(jax.random.key(7), 8)
     n = lambda i, s: jax.random.normal(k[i], s)  # noqa: E731
     return {
-        "normal": (nd.Normal(n(0, (3,)), jnp.exp(0.3 * n(1, (3,)))).to_event(1), nd.Normal(jnp.zeros(3), jnp.ones(3)).to_event(1)),
-        "laplace": (nd.Laplace(n(2, (3,)), jnp.array([0.5, 1.0, 2.0])), nd.Laplace(jnp.array([0.3, -1.0, 0.0]), jnp.array([1.5, 0.7, 1.0]))),
-        "bernoulli": (vk.Bernoulli(lambda x: x).dist(n(3, (1, 4))), nd.BernoulliLogits(jnp.array([0.5, -1.0, 0.0, 2.0])).to_event(1)),
+        "normal": (
+            nd.Normal(n(0, (3,)), jnp.exp(0.3 * n(1, (3,)))).to_event(1),
+            nd.Normal(jnp.zeros(3), jnp.ones(3)).to_event(1),
+        ),
+        "laplace": (
+            nd.Laplace(n(2, (3,)), jnp.array([0.5, 1.0, 2.0])),
+            nd.Laplace(jnp.array([0.3, -1.0, 0.0]), jnp.array([1.5, 0.7, 1.0])),
+        ),
+        "bernoulli": (
+            vk.Bernoulli(lambda x: x).dist(n(3, (1, 4))),
+            nd.BernoulliLogits(jnp.array([0.5, -1.0, 0.0, 2.0])).to_event(1),
+        ),
         "categorical": (nd.CategoricalLogits(n(4, (2, 5))), nd.CategoricalLogits(n(5, (2, 5)))),
         "onehot": (vk.OneHotCategoricalLogits(n(4, (2, 5))), vk.OneHotCategoricalLogits(jnp.zeros((2, 5)))),
-        "beta": (nd.Beta(jnp.array([0.5, 2.0]), jnp.array([3.0, 0.8])), nd.Beta(jnp.array([1.0, 1.0]), jnp.array([1.0, 2.0]))),
+        "beta": (
+            nd.Beta(jnp.array([0.5, 2.0]), jnp.array([3.0, 0.8])),
+            nd.Beta(jnp.array([1.0, 1.0]), jnp.array([1.0, 2.0])),
+        ),
         "dirichlet": (nd.Dirichlet(jnp.array([0.7, 2.0, 3.0])), nd.Dirichlet(jnp.ones(3))),
     }
 
@@ -45,9 +57,7 @@ def test_closed_form_kl_matches_monte_carlo(name, getkey):
 
 
 @settings(max_examples=15, deadline=None)
-@given(
-    m1=hst.floats(-3, 3), m2=hst.floats(-3, 3), s1=hst.floats(0.2, 3), s2=hst.floats(0.2, 3)
-)
+@given(m1=hst.floats(-3, 3), m2=hst.floats(-3, 3), s1=hst.floats(0.2, 3), s2=hst.floats(0.2, 3))
 def test_laplace_kl_property(m1, m2, s1, s2):
     q, p = nd.Laplace(m1, s1), nd.Laplace(m2, s2)
     mc_check(q, p, jax.random.key(0), n=100_000)

@@ -91,10 +91,16 @@ def test_fit_accepts_an_int_seed(model, x):
 
 
 def test_shape_errors_name_the_missing_batch_axis(model, x):
-    with pytest.raises(ValueError, match=r"Gaussian expects inputs of shape \[batch, 8\].*got shape \(8,\): the batch axis is missing.*x\[None\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"Gaussian expects inputs of shape \[batch, 8\].*got shape \(8,\): the batch axis is missing.*x\[None\]",
+    ):
         vk.elbo(model, x[0], jax.random.key(0))
     z = jnp.zeros((4, 3))
-    with pytest.raises(ValueError, match=r"Bernoulli expects inputs of shape \[batch, 3\].*got shape \(3,\): the batch axis is missing.*jax.vmap"):
+    with pytest.raises(
+        ValueError,
+        match=r"Bernoulli expects inputs of shape \[batch, 3\].*got shape \(3,\): the batch axis is missing.*jax.vmap",
+    ):
         jax.vmap(model.decoder.mean)(z)
     with pytest.raises(ValueError, match=r"got shape \(6, 7\) \(7 values per example\)"):
         vk.elbo(model, x[:, :7], jax.random.key(0))
@@ -137,7 +143,9 @@ def test_default_optimizer_betas_and_weight_decay():
     ref = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-2, b1=0.9, b2=0.99, weight_decay=0.1))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), run(mine), run(ref))
     plain = vk.default_optimizer(1e-2, None, betas=(0.8, 0.9), skip_nonfinite=False)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), run(plain), run(optax.adam(1e-2, b1=0.8, b2=0.9)))
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), run(plain), run(optax.adam(1e-2, b1=0.8, b2=0.9))
+    )
     assert vk.default_optimizer(1e-3) is vk.default_optimizer(1e-3)  # the default stays cached
     with pytest.raises(ValueError, match=r"betas must lie in \[0, 1\)"):
         vk.default_optimizer(betas=(0.9, 1.0))

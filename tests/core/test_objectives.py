@@ -36,7 +36,9 @@ def linear_gaussian(key, encoder="exact", dz=DZ, dx=DX, widen=1.2, offset=0.0):
     )
     dec_net = vk.MLP(dz, dx, hidden=(), key=k2)
     dec_net = eqx.tree_at(
-        lambda n: (n.layers[0].weight, n.layers[0].bias), dec_net, (jnp.asarray(W, jnp.float32), jnp.asarray(b, jnp.float32))
+        lambda n: (n.layers[0].weight, n.layers[0].bias),
+        dec_net,
+        (jnp.asarray(W, jnp.float32), jnp.asarray(b, jnp.float32)),
     )
     model = vk.VAE(
         prior=vk.StandardNormal(dz),

@@ -171,7 +171,10 @@ def test_mnist_download_through_local_server(data_dir, tmp_path, cache, serve, m
     monkeypatch.setenv("VAEKIT_DATA_URL", serve(tmp_path / "good"))
     ds = datasets.load("mnist", split="test")
     assert ds.y[:3].tolist() == [7, 2, 1]
-    assert sorted(p.name for p in (cache / "mnist").iterdir()) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    assert sorted(p.name for p in (cache / "mnist").iterdir()) == [
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ]
     monkeypatch.delenv("VAEKIT_DATA_URL")
     assert datasets.load("mnist", split="test", download=False).x.shape == (10000, 784)  # from the cache
 

@@ -32,7 +32,12 @@ def data(tmp_path_factory, make_wav_folder):
     (d / "real.csv").write_text("a,b,c\n" + "\n".join(",".join(f"{v:.4f}" for v in r) for r in x) + "\n")
     dig = load_digits()
     np.savez(d / "binary.npz", X=(dig.data[:200] / 16 > 0.5).astype(np.float32), y=dig.target[:200])
-    return {"csv": d / "real.csv", "binary": d / "binary.npz", "images": _image_folder(d / "images"), "wav": make_wav_folder(d / "wav")}
+    return {
+        "csv": d / "real.csv",
+        "binary": d / "binary.npz",
+        "images": _image_folder(d / "images"),
+        "wav": make_wav_folder(d / "wav"),
+    }
 
 
 CASES = {
@@ -40,7 +45,11 @@ CASES = {
     "iris": ("gaussian", "standardize", ["real-valued", "standardize", "learned per-feature scale"]),
     "csv": ("gaussian", "standardize", ["64×3 real-valued", "standardize"]),
     "binary": ("bernoulli", "none", ["binary {0, 1}", "no preprocessing"]),
-    "images": ("bernoulli", "binarize", ["grey-scale images (6×6) in [0, 1]", "binarize at 0.5", "discards the grey levels", "continuous-bernoulli"]),
+    "images": (
+        "bernoulli",
+        "binarize",
+        ["grey-scale images (6×6) in [0, 1]", "binarize at 0.5", "discards the grey levels", "continuous-bernoulli"],
+    ),
     "wav": ("gaussian", "none", ["audio frames in [-1, 1], 8000 Hz", "no preprocessing"]),
 }
 
@@ -49,7 +58,20 @@ CASES = {
 def test_default_choice_is_announced_and_recorded(name, data, tmp_path, capsys):
     source = "iris" if name == "iris" else str(data[name])
     out = tmp_path / name
-    args = ["train", "--data", source, "--epochs", "0", "--hidden", "8", "--batch-size", "4", "--quiet", "--out", str(out)]
+    args = [
+        "train",
+        "--data",
+        source,
+        "--epochs",
+        "0",
+        "--hidden",
+        "8",
+        "--batch-size",
+        "4",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     first = capsys.readouterr().out.splitlines()[0]
     likelihood, pre, words = CASES[name]
@@ -60,7 +82,10 @@ def test_default_choice_is_announced_and_recorded(name, data, tmp_path, capsys):
     assert cfg["likelihood"] == likelihood and cfg["preprocessing"] == pre
     chosen = cfg["defaults_chosen"]
     assert chosen["notice"] == first and {"likelihood", "preprocessing"} <= set(chosen["from_data"])
-    assert cfg["data_summary"]["kind"] == {"iris": "real", "csv": "real", "binary": "binary", "images": "image", "wav": "audio"}[name]
+    assert (
+        cfg["data_summary"]["kind"]
+        == {"iris": "real", "csv": "real", "binary": "binary", "images": "image", "wav": "audio"}[name]
+    )
     assert json.loads((out / "preprocessing.json").read_text())["kind"] == pre
     assert cfg["model_spec"]["options"]["likelihood"] == likelihood
     # real-valued tables: a Gaussian decoder with a learned per-feature (shared) scale
@@ -73,7 +98,25 @@ def test_resume_keeps_the_choice(data, tmp_path, capsys):
     the bit is checked on digits, where binarization is chosen from the data, in
     test_cli_workflow.py::test_resume_after_ctrl_c_is_bit_identical.)"""
     out = tmp_path / "tab"
-    assert main(["train", "--data", str(data["csv"]), "--hidden", "8", "--batch-size", "16", "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data["csv"]),
+                "--hidden",
+                "8",
+                "--batch-size",
+                "16",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     notice = capsys.readouterr().out.splitlines()[0]
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["likelihood"] == "gaussian" and cfg["model_options"] == {"variance": "shared"}
@@ -126,18 +169,67 @@ def test_scale_and_clip_preprocessing_round_trip():
 
 def test_batch_size_is_checked_against_the_training_rows(tmp_path, capsys):
     out = tmp_path / "r"
-    assert main(["train", "--data", "digits", "--limit", "30", "--batch-size", "100", "--epochs", "1", "--quiet", "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "digits",
+                "--limit",
+                "30",
+                "--batch-size",
+                "100",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    assert "batch_size=100 is larger than the training split, which has 27 rows after holding out 3 for validation" in err
+    assert (
+        "batch_size=100 is larger than the training split, which has 27 rows after holding out 3 for validation" in err
+    )
     assert "--batch-size 27 or less" in err and "Traceback" not in err
 
 
 def test_optimizer_settings_from_flags_and_toml(tmp_path, capsys):
     toml = tmp_path / "dir.toml"
-    toml.write_text('data = "digits"\nadam_betas = [0.9, 0.99]\nclip_norm = 1.0\n[model_options]\nactivation = "tanh"\n')
+    toml.write_text(
+        'data = "digits"\nadam_betas = [0.9, 0.99]\nclip_norm = 1.0\n[model_options]\nactivation = "tanh"\n'
+    )
     out = tmp_path / "opt"
-    args = ["train", "--config", str(toml), "--limit", "60", "--hidden", "8", "--epochs", "0", "--quiet", "--out", str(out)]
-    assert main([*args, "--weight-decay", "0.01", "--no-skip-nonfinite", "--lr-schedule", "linear", "--lr-warmup-epochs", "1"]) == 0
+    args = [
+        "train",
+        "--config",
+        str(toml),
+        "--limit",
+        "60",
+        "--hidden",
+        "8",
+        "--epochs",
+        "0",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
+    assert (
+        main(
+            [
+                *args,
+                "--weight-decay",
+                "0.01",
+                "--no-skip-nonfinite",
+                "--lr-schedule",
+                "linear",
+                "--lr-warmup-epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["adam_betas"] == [0.9, 0.99] and cfg["clip_norm"] == 1.0 and cfg["weight_decay"] == 0.01
     assert cfg["skip_nonfinite"] is False and cfg["lr_schedule"] == "linear" and cfg["lr_warmup_epochs"] == 1

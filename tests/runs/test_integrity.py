@@ -76,8 +76,13 @@ def test_corrupted_model_file_is_refused_old_files_still_load(tmp_path, getkey):
 def _state(key, epoch, hist=None):
     m = _model(key)
     opt = default_optimizer(1e-3)
-    st = TrainState(m, opt.init(eqx.filter(m, eqx.is_array)), jnp.asarray(7 * epoch, jnp.int32), epoch,
-                    hist or {"train_loss": [float(i) for i in range(epoch)]})
+    st = TrainState(
+        m,
+        opt.init(eqx.filter(m, eqx.is_array)),
+        jnp.asarray(7 * epoch, jnp.int32),
+        epoch,
+        hist or {"train_loss": [float(i) for i in range(epoch)]},
+    )
     return st, opt
 
 
@@ -105,7 +110,11 @@ def test_corrupted_checkpoint_is_refused_and_resume_falls_back(tmp_path, getkey)
     assert st.epoch == 2 and _same(st.model, states[2].model) and st.history == states[2].history
     np.testing.assert_array_equal(jax.random.key_data(k), jax.random.key_data(key))
     assert [(p.name, "checksum" in r) for p, r in ckpts.skipped] == [("epoch-0003.ckpt", True)]
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["epoch-0001.ckpt", "epoch-0002.ckpt", "epoch-0003.ckpt.corrupt"]
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == [
+        "epoch-0001.ckpt",
+        "epoch-0002.ckpt",
+        "epoch-0003.ckpt.corrupt",
+    ]
     # all corrupt: a clear error listing them
     for p in ckpts.paths():
         _corrupt(p)
@@ -117,12 +126,16 @@ def test_checkpoint_without_checksum_still_loads(tmp_path, getkey, monkeypatch):
     """Checkpoints written before checksums (no "sha256"/"size" in the header) load."""
     st, opt = _state(getkey(), 2)
     real = vio.dumps
-    monkeypatch.setattr(vio, "dumps", lambda o, **kw: real({k: v for k, v in o.items() if k not in ("sha256", "size")}, **kw))
+    monkeypatch.setattr(
+        vio, "dumps", lambda o, **kw: real({k: v for k, v in o.items() if k not in ("sha256", "size")}, **kw)
+    )
     vio.save_checkpoint(tmp_path / "old.ckpt", st, jax.random.key(1))
     monkeypatch.undo()
     assert "sha256" not in vio.read_checkpoint_header(tmp_path / "old.ckpt")
     tmpl = _model(getkey())
-    back, _, _ = vio.load_checkpoint(tmp_path / "old.ckpt", tmpl, opt.init(eqx.filter(tmpl, eqx.is_array)), jax.random.key(0))
+    back, _, _ = vio.load_checkpoint(
+        tmp_path / "old.ckpt", tmpl, opt.init(eqx.filter(tmpl, eqx.is_array)), jax.random.key(0)
+    )
     assert _same(back.model, st.model) and back.epoch == 2
 
 
@@ -134,7 +147,10 @@ def test_json_files_are_strict(tmp_path):
     vio.write_json(tmp_path / "x.json", obj)
     text = (tmp_path / "x.json").read_text()
     assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}")) == {
-        "a": None, "b": [1.0, None, None], "c": None, "d": [0.0, 1.0]
+        "a": None,
+        "b": [1.0, None, None],
+        "c": None,
+        "d": [0.0, 1.0],
     }
     st, _ = _state(jax.random.key(0), 2, {"train_loss": [float("nan"), 1.0], "val_loss": [2.0, float("inf")]})
     vio.save_checkpoint(tmp_path / "c.ckpt", st, jax.random.key(0))
@@ -163,10 +179,19 @@ def test_files_follow_the_umask(tmp_path, getkey, mask):
 
 def test_train_state_history_is_a_consistent_snapshot(digits_binary, tmp_path):
     states = []
-    vk.fit(_model(jax.random.key(0)), digits_binary[:N], key=jax.random.key(1), epochs=3, batch_size=BS,
-           x_val=digits_binary[N : N + NV], callback=states.append)
+    vk.fit(
+        _model(jax.random.key(0)),
+        digits_binary[:N],
+        key=jax.random.key(1),
+        epochs=3,
+        batch_size=BS,
+        x_val=digits_binary[N : N + NV],
+        callback=states.append,
+    )
     for st in states:  # each state holds exactly its own epochs, after fit went on
-        assert {k: len(v) for k, v in st.history.items()} == {k: st.epoch for k in ("train_loss", "val_loss", "time", "skipped_steps")}
+        assert {k: len(v) for k, v in st.history.items()} == {
+            k: st.epoch for k in ("train_loss", "val_loss", "time", "skipped_steps")
+        }
     assert states[0].history["train_loss"] == states[2].history["train_loss"][:1]
     # a checkpoint written from the callback holds its own epoch's history
     vio.save_checkpoint(tmp_path / "c.ckpt", states[0], jax.random.key(1))
@@ -195,7 +220,9 @@ def test_epoch_parts_are_bit_identical_and_compile_once(digits_binary, monkeypat
         parts, h2 = vk.fit(_model(jax.random.key(0)), x, **kw)
     assert len(sizes) > 6 and sum(sizes) == 3 * (N // BS)
     assert _same(whole, parts) and h1["train_loss"] == h2["train_loss"]
-    compiles = [r.getMessage() for r in caplog.records if "train_epoch" in r.getMessage() and "Compiling" in r.getMessage()]
+    compiles = [
+        r.getMessage() for r in caplog.records if "train_epoch" in r.getMessage() and "Compiling" in r.getMessage()
+    ]
     assert len(compiles) <= 1, compiles  # one program for every part (0: cached from the first fit)
     monkeypatch.setattr(training._EpochParts, "_size", real)
 
@@ -255,8 +282,16 @@ def test_skipped_steps_are_counted_and_divergence_stops(digits_binary, tmp_path)
     states = []
     with pytest.warns(RuntimeWarning, match=r"epoch 1: 1 of 5 steps had non-finite losses or gradients"):
         with pytest.raises(vk.TrainingDiverged, match="diverged in epoch 3: all 5 steps had a non-finite") as e:
-            vk.fit(_model(jax.random.key(0)), x, epochs=4, objective=poisoned, callback=states.append,
-                   checkpoint_dir=tmp_path / "ck", checkpoint_every=10, **kw)
+            vk.fit(
+                _model(jax.random.key(0)),
+                x,
+                epochs=4,
+                objective=poisoned,
+                callback=states.append,
+                checkpoint_dir=tmp_path / "ck",
+                checkpoint_every=10,
+                **kw,
+            )
     assert [s.history["skipped_steps"] for s in states] == [[1], [1, 1]]
     assert e.value.epoch == 3 and e.value.state.epoch == 2 and e.value.skipped == 5
     assert np.isfinite(np.concatenate([a.ravel() for a in _leaves(e.value.state.model)])).all()
@@ -348,7 +383,10 @@ def test_detector_save_is_atomic(detector, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda m, p: (p / "model_0.eqx").write_bytes((p / "model_0.eqx").read_bytes()[:500]), r"model_0\.eqx has 500 bytes but .* describes a model of \d+ bytes"),
+        (
+            lambda m, p: (p / "model_0.eqx").write_bytes((p / "model_0.eqx").read_bytes()[:500]),
+            r"model_0\.eqx has 500 bytes but .* describes a model of \d+ bytes",
+        ),
         (lambda m, p: _corrupt(p / "model_0.eqx"), r"model_0\.eqx is corrupt: its SHA-256 checksum"),
         (lambda m, p: m.update(models=[]), "'models' lists no model files"),
         (lambda m, p: m.update(center=m["center"][:2]), r"'center' must hold 4 numbers \(n_features_in\), got 2"),
@@ -395,7 +433,10 @@ def test_float32_overflow_and_support_messages(getkey, tmp_path):
     with pytest.raises(ValueError, match=r"big\.csv: 1 value\(s\) too large for float32.*data row 2, column 'b'"):
         vk.datasets.load(csv)
     half = np.full((2, 4), 0.5, np.float32)
-    with pytest.raises(ValueError, match=r"vk.elbo: x has values outside the support of the decoder Bernoulli \(values must be 0 or 1\): 8 bad value\(s\), e\.g\. 0\.5"):
+    with pytest.raises(
+        ValueError,
+        match=r"vk.elbo: x has values outside the support of the decoder Bernoulli \(values must be 0 or 1\): 8 bad value\(s\), e\.g\. 0\.5",
+    ):
         vk.elbo(m, half, getkey())  # iwae_bound and log_likelihood run the same check
     ok = np.ones((2, 4), np.float32)
     assert np.isfinite(np.asarray(vk.elbo(m, ok, getkey()))).all()

@@ -71,7 +71,10 @@ def _as_killed_after(run: Path, epoch: int) -> Path:
             p.unlink()
     (run / vio.MODEL_FILE).unlink()
     meta = _status(run)
-    vio.write_json(run / "vaekit.json", {"kind": "run", "format": 1, "status": "running"} if "format" in meta else {"kind": "run", "status": "running"})
+    vio.write_json(
+        run / "vaekit.json",
+        {"kind": "run", "format": 1, "status": "running"} if "format" in meta else {"kind": "run", "status": "running"},
+    )
     return run
 
 
@@ -114,8 +117,23 @@ def test_a_training_run_is_locked_and_sigterm_saves_a_checkpoint(tmp_path, capsy
     checkpoint, and the resumed run ends bit-identical to an uninterrupted one."""
     run = tmp_path / "run"
     p = subprocess.Popen(
-        [sys.executable, "-m", "vaekit.cli", "train", *TINY, "--epochs", "100000", "--checkpoint-every", "1000", "--out", str(run)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+        [
+            sys.executable,
+            "-m",
+            "vaekit.cli",
+            "train",
+            *TINY,
+            "--epochs",
+            "100000",
+            "--checkpoint-every",
+            "1000",
+            "--out",
+            str(run),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
     )
     try:
         t0 = time.time()
@@ -142,7 +160,11 @@ def test_a_training_run_is_locked_and_sigterm_saves_a_checkpoint(tmp_path, capsy
             p.communicate()
     assert p.returncode == 128 + signal.SIGTERM, err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and "interrupted (SIGTERM) after epoch" in lines[0] and f"vaekit train --resume {run}" in lines[0]
+    assert (
+        len(lines) == 1
+        and "interrupted (SIGTERM) after epoch" in lines[0]
+        and f"vaekit train --resume {run}" in lines[0]
+    )
     meta = _status(run)
     assert meta["status"] == "interrupted" and meta["signal"] == "SIGTERM"
     k = meta["epoch"]
@@ -269,7 +291,9 @@ def test_a_start_killed_before_its_first_checkpoint_can_be_restarted_in_place(ba
 
 def test_resume_refuses_changed_data_unless_allowed(tmp_path, capsys, digits_binary):
     csv = tmp_path / "d.csv"
-    np.savetxt(csv, digits_binary[:375], delimiter=",", header=",".join(f"p{i}" for i in range(64)), comments="", fmt="%g")
+    np.savetxt(
+        csv, digits_binary[:375], delimiter=",", header=",".join(f"p{i}" for i in range(64)), comments="", fmt="%g"
+    )
     run = tmp_path / "run"
     args = ["--data", str(csv), "--hidden", "16", "--batch-size", "50", "--quiet"]
     assert main(["train", *args, "--epochs", "2", "--checkpoint-every", "1", "--out", str(run)]) == 0
@@ -380,7 +404,11 @@ def test_detect_save_on_a_full_disk(tmp_path, capsys, monkeypatch):
     from vaekit.anomaly.detector import VAEDetector
 
     fit = VAEDetector.fit
-    monkeypatch.setattr(VAEDetector, "fit", lambda self, x, y=None: fit(self.set_params(n_models=1, hidden=(8,), max_steps=30, n_samples=4), x))
+    monkeypatch.setattr(
+        VAEDetector,
+        "fit",
+        lambda self, x, y=None: fit(self.set_params(n_models=1, hidden=(8,), max_steps=30, n_samples=4), x),
+    )
     real = vio.atomic_write
 
     def full_disk(path, write):
@@ -392,11 +420,25 @@ def test_detect_save_on_a_full_disk(tmp_path, capsys, monkeypatch):
     rng = np.random.default_rng(0)
     np.savetxt(tmp_path / "normal.csv", rng.normal(size=(200, 4)), delimiter=",")
     np.savetxt(tmp_path / "new.csv", rng.normal(size=(10, 4)), delimiter=",")
-    rc = main(["detect", "--train", str(tmp_path / "normal.csv"), "--input", str(tmp_path / "new.csv"),
-               "--output", str(tmp_path / "flagged.csv"), "--save", str(tmp_path / "det")])
+    rc = main(
+        [
+            "detect",
+            "--train",
+            str(tmp_path / "normal.csv"),
+            "--input",
+            str(tmp_path / "new.csv"),
+            "--output",
+            str(tmp_path / "flagged.csv"),
+            "--save",
+            str(tmp_path / "det"),
+        ]
+    )
     out, err = capsys.readouterr()
     assert rc == 2 and "flagged" in out and (tmp_path / "flagged.csv").is_file(), err  # the results are kept
-    assert len(err.strip().splitlines()) == 1 and f"{tmp_path}/det/model_0.eqx: No space left on device. The disk is full" in err
+    assert (
+        len(err.strip().splitlines()) == 1
+        and f"{tmp_path}/det/model_0.eqx: No space left on device. The disk is full" in err
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flagged.csv", "new.csv", "normal.csv"]  # no partial detector
 
 
@@ -405,11 +447,17 @@ def test_detect_save_on_a_full_disk(tmp_path, capsys, monkeypatch):
 
 def test_too_little_data_and_bad_files_are_one_line_errors(base, tmp_path, capsys):
     (tmp_path / "one.csv").write_text("a,b\n1,2\n")
-    assert main(["train", "--data", str(tmp_path / "one.csv"), "--likelihood", "gaussian", "--out", str(tmp_path / "r1")]) == 2
+    assert (
+        main(["train", "--data", str(tmp_path / "one.csv"), "--likelihood", "gaussian", "--out", str(tmp_path / "r1")])
+        == 2
+    )
     assert "has 1 training example(s): holding out val_fraction=0.1 for validation leaves none" in _err(capsys)
     assert not (tmp_path / "r1").exists()  # a failed start leaves no folder behind
     (tmp_path / "big.csv").write_text("a,b\n1,2\n3,1e300\n4,5\n")
-    assert main(["train", "--data", str(tmp_path / "big.csv"), "--likelihood", "gaussian", "--out", str(tmp_path / "r2")]) == 2
+    assert (
+        main(["train", "--data", str(tmp_path / "big.csv"), "--likelihood", "gaussian", "--out", str(tmp_path / "r2")])
+        == 2
+    )
     assert "big.csv: 1 value(s) too large for float32" in _err(capsys)
     (tmp_path / "bin.csv").write_bytes(bytes(range(256)) * 4)
     assert main(["score", str(base), "--input", str(tmp_path / "bin.csv"), "--output", str(tmp_path / "s.csv")]) == 2
@@ -436,7 +484,9 @@ def test_a_torn_last_metrics_line_is_tolerated(base, tmp_path):
 
 def test_toml_activation_and_umask_permissions(tmp_path, capsys):
     cfg = tmp_path / "run.toml"
-    cfg.write_text('data = "digits"\nlimit = 300\nhidden = [16]\nbatch_size = 50\nepochs = 1\n[model_options]\nactivation = "tanh"\n')
+    cfg.write_text(
+        'data = "digits"\nlimit = 300\nhidden = [16]\nbatch_size = 50\nepochs = 1\n[model_options]\nactivation = "tanh"\n'
+    )
     run = tmp_path / "run"
     old = os.umask(0o027)
     try:

@@ -42,9 +42,7 @@ def tracked(tmp_path_factory):
     d = tmp_path_factory.mktemp("tracked")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", (d / "mlruns").as_uri())
-        mp.setenv(
-            "MLFLOW_ALLOW_FILE_STORE", "true"
-        )  # MLflow 3 asks for an opt-in to the file store
+        mp.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks for an opt-in to the file store
         mp.setenv("WANDB_MODE", "offline")
         mp.setenv("WANDB_SILENT", "true")
         run = d / "run"
@@ -65,13 +63,9 @@ def tracked(tmp_path_factory):
             )
             == 0
         )
-        (
-            run / "checkpoints" / "epoch-0003.ckpt"
-        ).unlink()  # epoch 3 is logged but its checkpoint lost
+        (run / "checkpoints" / "epoch-0003.ckpt").unlink()  # epoch 3 is logged but its checkpoint lost
         ids = json.loads((run / TRACKERS_FILE).read_text())
-        assert (
-            main(["train", "--resume", str(run), "--epochs", "4", "--quiet"]) == 0
-        )  # epochs 3 and 4 run again
+        assert main(["train", "--resume", str(run), "--epochs", "4", "--quiet"]) == 0  # epochs 3 and 4 run again
         assert (
             main(
                 [
@@ -88,16 +82,12 @@ def tracked(tmp_path_factory):
             )
             == 0
         )
-        assert (
-            main(["report", str(run), "--lattice-size", "4"]) == 0
-        )  # its 6 plots become artifacts
+        assert main(["report", str(run), "--lattice-size", "4"]) == 0  # its 6 plots become artifacts
         yield run, ids, d
 
 
 def _metrics(run):
-    return [
-        json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
-    ]
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_tensorboard_event_files(tracked):
@@ -105,9 +95,7 @@ def test_tensorboard_event_files(tracked):
 
     run, ids, _ = tracked
     assert ids["tensorboard"]["log_dir"] == str(run / "tensorboard")
-    ea = EventAccumulator(
-        str(run / "tensorboard"), size_guidance={"scalars": 0, "images": 0}
-    )
+    ea = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
     ea.Reload()
     rows = _metrics(run)
     loss = ea.Scalars("train/loss")
@@ -117,9 +105,7 @@ def test_tensorboard_event_files(tracked):
         3,
         4,
     ]  # the re-run epoch 3 replaced, not duplicated
-    np.testing.assert_allclose(
-        [s.value for s in loss], [r["train_loss"] for r in rows], rtol=1e-6
-    )
+    np.testing.assert_allclose([s.value for s in loss], [r["train_loss"] for r in rows], rtol=1e-6)
     np.testing.assert_allclose(
         [s.value for s in ea.Scalars("val/loss")],
         [r["val_loss"] for r in rows],
@@ -133,28 +119,15 @@ def test_tensorboard_event_files(tracked):
     # the negative ELBO is reconstruction + KL: close to the validation loss (other draws)
     assert rec[-1].value + kl[-1].value == pytest.approx(rows[-1]["val_loss"], rel=0.15)
     ev = json.loads((run / "eval.json").read_text())
-    assert [(s.step, s.value) for s in ea.Scalars("eval/test_elbo")] == [
-        (4, pytest.approx(ev["elbo"]))
-    ]
-    assert ea.Scalars("eval/test_log_likelihood")[0].value == pytest.approx(
-        ev["log_likelihood"]
-    )
+    assert [(s.step, s.value) for s in ea.Scalars("eval/test_elbo")] == [(4, pytest.approx(ev["elbo"]))]
+    assert ea.Scalars("eval/test_log_likelihood")[0].value == pytest.approx(ev["log_likelihood"])
     plots = {p.stem: p for p in (run / "plots").glob("*.png")}
-    assert len(plots) == 6 and sorted(
-        t[len("report/") :] for t in ea.Tags()["images"]
-    ) == sorted(plots)
+    assert len(plots) == 6 and sorted(t[len("report/") :] for t in ea.Tags()["images"]) == sorted(plots)
     img = ea.Images("report/samples")
     with Image.open(plots["samples"]) as im:
-        assert (
-            len(img) == 1
-            and img[0].step == 4
-            and (img[0].width, img[0].height) == im.size
-        )
+        assert len(img) == 1 and img[0].step == 4 and (img[0].width, img[0].height) == im.size
     assert "_hparams_/experiment" in ea.PluginTagToContent("hparams")
-    assert (
-        "lr = 0.001"
-        in ea.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
-    )
+    assert "lr = 0.001" in ea.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
 
 
 def test_mlflow_file_store(tracked):
@@ -164,9 +137,7 @@ def test_mlflow_file_store(tracked):
     client = MlflowClient((d / "mlruns").as_uri())
     exp = client.get_experiment_by_name("vaekit")
     runs = client.search_runs([exp.experiment_id])
-    assert [r.info.run_id for r in runs] == [
-        ids["mlflow"]["run_id"]
-    ]  # resume continued the same run
+    assert [r.info.run_id for r in runs] == [ids["mlflow"]["run_id"]]  # resume continued the same run
     r = runs[0]
     assert r.info.status == "FINISHED" and r.info.run_name == "run"
     hist = client.get_metric_history(r.info.run_id, "train/loss")
@@ -181,11 +152,7 @@ def test_mlflow_file_store(tracked):
         [x["train_loss"] for x in _metrics(run)],
         rtol=1e-6,
     )
-    assert (
-        r.data.params["lr"] == "0.001"
-        and r.data.params["data"] == "digits"
-        and r.data.params["epochs"] == "3"
-    )
+    assert r.data.params["lr"] == "0.001" and r.data.params["data"] == "digits" and r.data.params["epochs"] == "3"
     assert {
         "val/loss",
         "train/lr",
@@ -194,16 +161,10 @@ def test_mlflow_file_store(tracked):
         "train/epoch_time",
         "train/skipped_steps",
     } <= set(r.data.metrics)
-    assert r.data.metrics["eval/test_elbo"] == pytest.approx(
-        json.loads((run / "eval.json").read_text())["elbo"]
-    )
+    assert r.data.metrics["eval/test_elbo"] == pytest.approx(json.loads((run / "eval.json").read_text())["elbo"])
     arts = client.list_artifacts(r.info.run_id, "report")
-    assert sorted(a.path for a in arts) == sorted(
-        f"report/{p.name}" for p in (run / "plots").glob("*.png")
-    )
-    assert all(
-        a.file_size == (run / "plots" / Path(a.path).name).stat().st_size for a in arts
-    )
+    assert sorted(a.path for a in arts) == sorted(f"report/{p.name}" for p in (run / "plots").glob("*.png"))
+    assert all(a.file_size == (run / "plots" / Path(a.path).name).stat().st_size for a in arts)
 
 
 def _wandb_records(path):
@@ -215,9 +176,7 @@ def _wandb_records(path):
     assert data[:4] == b":W&B"
     pos, block, buf, out = 7, 32768, b"", []
     while pos + 7 <= len(data):
-        if (
-            block - pos % block < 7
-        ):  # a block's tail too short for a chunk header is padding
+        if block - pos % block < 7:  # a block's tail too short for a chunk header is padding
             pos += block - pos % block
             continue
         _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
@@ -237,9 +196,7 @@ def test_wandb_offline_files(tracked):
     run, ids, _ = tracked
     wid = ids["wandb"]["run_id"]
     files = sorted(glob.glob(str(run / "wandb" / "offline-run-*" / "run-*.wandb")))
-    assert (
-        len(files) == 4
-    )  # train, resume, evaluate, images: each continues the same run
+    assert len(files) == 4  # train, resume, evaluate, images: each continues the same run
     assert all(Path(f).name == f"run-{wid}.wandb" for f in files)
     epochs, loss, config, artifacts = [], {}, {}, []
     for f in files:
@@ -248,26 +205,19 @@ def test_wandb_offline_files(tracked):
             if kind == "run":
                 assert rec.run.run_id == wid and rec.run.project == "vaekit"
             elif kind == "history":
-                item = {
-                    i.key or "/".join(i.nested_key): json.loads(i.value_json)
-                    for i in rec.history.item
-                }
+                item = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item}
                 if "train/loss" in item:
                     epochs.append(item["epoch"])
                     loss[item["epoch"]] = item["train/loss"]
                 if "eval/test_elbo" in item:
                     assert item["epoch"] == 4
             elif kind == "config":
-                config.update(
-                    {i.key: json.loads(i.value_json) for i in rec.config.update}
-                )
+                config.update({i.key: json.loads(i.value_json) for i in rec.config.update})
             elif kind == "artifact":
                 artifacts.append(
                     (
                         rec.artifact.type,
-                        sorted(
-                            Path(m.path).name for m in rec.artifact.manifest.contents
-                        ),
+                        sorted(Path(m.path).name for m in rec.artifact.manifest.contents),
                     )
                 )
     assert epochs == [1, 2, 3, 4]  # the re-run epoch 3 was not sent again
@@ -277,9 +227,7 @@ def test_wandb_offline_files(tracked):
         rtol=1e-6,
     )
     assert config["lr"] == 0.001 and config["data"] == "digits"
-    assert artifacts == [
-        ("report", sorted(p.name for p in (run / "plots").glob("*.png")))
-    ]
+    assert artifacts == [("report", sorted(p.name for p in (run / "plots").glob("*.png")))]
 
 
 def test_failing_tracker_warns_once_and_training_goes_on(digits_binary):
@@ -312,9 +260,7 @@ def test_failing_tracker_warns_once_and_training_goes_on(digits_binary):
     )
     plain = vk.fit(model, x, key=1, epochs=3, batch_size=50)[1]
     flaky, stops = Flaky(), []
-    with pytest.warns(
-        RuntimeWarning, match="Flaky logging failed .*No space left.*switched off"
-    ) as rec:
+    with pytest.warns(RuntimeWarning, match="Flaky logging failed .*No space left.*switched off") as rec:
         _, h = vk.fit(
             model,
             x,
@@ -323,9 +269,7 @@ def test_failing_tracker_warns_once_and_training_goes_on(digits_binary):
             batch_size=50,
             callback=[flaky, lambda s: stops.append(s.epoch)],
         )
-    assert (
-        len([w for w in rec if "Flaky" in str(w.message)]) == 1
-    )  # warned once, not per epoch
+    assert len([w for w in rec if "Flaky" in str(w.message)]) == 1  # warned once, not per epoch
     assert flaky.sent == [1] and flaky.failed and stops == [1, 2, 3]
     assert h["train_loss"] == plain["train_loss"]  # training itself is unchanged
 
@@ -354,9 +298,7 @@ def test_missing_tracker_package_is_one_line(monkeypatch, tmp_path, capsys):
         != 0
     )
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].endswith(
-        "needs the optional package tensorboardX: pip install 'vaekit[tensorboard]'"
-    )
+    assert err[-1].endswith("needs the optional package tensorboardX: pip install 'vaekit[tensorboard]'")
     assert not (tmp_path / "r").exists()  # failed before anything was written
 
 

@@ -27,11 +27,19 @@ def test_save_load_roundtrip(tmp_path, getkey):
     assert eqx.tree_equal(m, m2)
     assert pre2 == pre
     # a hand-built model: needs like=
-    hand = vk.VAE(vk.StandardNormal(2), vk.Gaussian(vk.MLP(5, 4, (3,), key=getkey())), vk.Bernoulli(vk.MLP(2, 5, (3,), key=getkey())))
+    hand = vk.VAE(
+        vk.StandardNormal(2),
+        vk.Gaussian(vk.MLP(5, 4, (3,), key=getkey())),
+        vk.Bernoulli(vk.MLP(2, 5, (3,), key=getkey())),
+    )
     vk.save(tmp_path / "h", hand)
     with pytest.raises(ValueError, match="like=model"):
         vk.load(tmp_path / "h")
-    twin = vk.VAE(vk.StandardNormal(2), vk.Gaussian(vk.MLP(5, 4, (3,), key=getkey())), vk.Bernoulli(vk.MLP(2, 5, (3,), key=getkey())))
+    twin = vk.VAE(
+        vk.StandardNormal(2),
+        vk.Gaussian(vk.MLP(5, 4, (3,), key=getkey())),
+        vk.Bernoulli(vk.MLP(2, 5, (3,), key=getkey())),
+    )
     loaded, none = vk.load(tmp_path / "h", like=twin)
     assert eqx.tree_equal(loaded, hand) and none is None
     assert json.loads((tmp_path / "h" / "vaekit.json").read_text())["kind"] == "model"
@@ -87,7 +95,9 @@ def test_save_dispatches_by_registered_type(tmp_path, monkeypatch):
 def _state(key, epoch=3):
     m = _model(key)
     opt = default_optimizer(1e-3)
-    return TrainState(m, opt.init(eqx.filter(m, eqx.is_array)), jnp.asarray(7, jnp.int32), epoch, {"train_loss": [3.0, 2.0, 1.5]}), opt
+    return TrainState(
+        m, opt.init(eqx.filter(m, eqx.is_array)), jnp.asarray(7, jnp.int32), epoch, {"train_loss": [3.0, 2.0, 1.5]}
+    ), opt
 
 
 def test_checkpoint_roundtrip_includes_prng(tmp_path, getkey):
@@ -95,7 +105,9 @@ def test_checkpoint_roundtrip_includes_prng(tmp_path, getkey):
     key = jax.random.key(42)
     vio.save_checkpoint(tmp_path / "c.ckpt", st, key, {"note": "x"})
     template = _model(getkey())
-    st2, key2, head = vio.load_checkpoint(tmp_path / "c.ckpt", template, opt.init(eqx.filter(template, eqx.is_array)), jax.random.key(0))
+    st2, key2, head = vio.load_checkpoint(
+        tmp_path / "c.ckpt", template, opt.init(eqx.filter(template, eqx.is_array)), jax.random.key(0)
+    )
     assert eqx.tree_equal(st2.model, st.model) and eqx.tree_equal(st2.opt_state, st.opt_state)
     assert int(st2.step) == 7 and st2.epoch == 3 and st2.history == st.history and head["note"] == "x"
     np.testing.assert_array_equal(jax.random.key_data(key2), jax.random.key_data(key))
@@ -126,7 +138,9 @@ def test_crash_during_checkpoint_keeps_last_good(tmp_path, getkey, monkeypatch):
     # a truncated checkpoint file (e.g. copied half-way) is a clear error
     (tmp_path / "cut.ckpt").write_bytes(good[: len(good) // 2])
     with pytest.raises(ValueError, match="truncated"):
-        vio.load_checkpoint(tmp_path / "cut.ckpt", template, opt.init(eqx.filter(template, eqx.is_array)), jax.random.key(0))
+        vio.load_checkpoint(
+            tmp_path / "cut.ckpt", template, opt.init(eqx.filter(template, eqx.is_array)), jax.random.key(0)
+        )
 
 
 def test_preprocessing_fitted_on_train_only_and_roundtrips():

@@ -22,7 +22,10 @@ def small_model(key, n=64, latent=2, prior=None):
 
 
 def leaves_equal(a, b):
-    la, lb = jax.tree_util.tree_leaves(eqx.filter(a, eqx.is_array)), jax.tree_util.tree_leaves(eqx.filter(b, eqx.is_array))
+    la, lb = (
+        jax.tree_util.tree_leaves(eqx.filter(a, eqx.is_array)),
+        jax.tree_util.tree_leaves(eqx.filter(b, eqx.is_array)),
+    )
     return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
 
 
@@ -58,7 +61,9 @@ def test_fixed_inside_a_network(digits_binary):
     model = eqx.tree_at(lambda m: m.encoder.net.layers[0].weight, model, vk.fixed(w))
     trained, _ = vk.fit(model, digits_binary[:300], key=jax.random.key(1), epochs=2, batch_size=50)
     assert np.array_equal(np.asarray(trained.encoder.net.layers[0].weight.value), np.asarray(w))
-    assert not np.array_equal(np.asarray(trained.encoder.net.layers[1].weight), np.asarray(model.encoder.net.layers[1].weight))
+    assert not np.array_equal(
+        np.asarray(trained.encoder.net.layers[1].weight), np.asarray(model.encoder.net.layers[1].weight)
+    )
 
 
 def test_same_keys_bit_identical(digits_binary):
@@ -68,7 +73,9 @@ def test_same_keys_bit_identical(digits_binary):
     ]
     assert leaves_equal(runs[0][0], runs[1][0])
     assert runs[0][1]["train_loss"] == runs[1][1]["train_loss"]
-    other, _ = vk.fit(small_model(jax.random.key(0)), digits_binary[:300], key=jax.random.key(4), epochs=2, batch_size=32)
+    other, _ = vk.fit(
+        small_model(jax.random.key(0)), digits_binary[:300], key=jax.random.key(4), epochs=2, batch_size=32
+    )
     assert not leaves_equal(runs[0][0], other)
 
 
@@ -76,7 +83,9 @@ def test_epoch_compiles_once(digits_binary, caplog):
     model = small_model(jax.random.key(0))
     with jax.log_compiles(True), caplog.at_level(logging.WARNING):
         vk.fit(model, digits_binary[:300], key=jax.random.key(1), epochs=4, batch_size=50, x_val=digits_binary[300:400])
-    compiles = [r.getMessage() for r in caplog.records if "train_epoch" in r.getMessage() and "Compiling" in r.getMessage()]
+    compiles = [
+        r.getMessage() for r in caplog.records if "train_epoch" in r.getMessage() and "Compiling" in r.getMessage()
+    ]
     assert len(compiles) == 1, compiles
 
 
@@ -114,8 +123,13 @@ def test_callback_can_replace_state_and_batch_transform(digits_binary):
     model = small_model(jax.random.key(0), prior=vk.Normal(jnp.zeros(2), jnp.ones(2)))
     # the Bernoulli decoder needs binary data: check_data sees the binary version
     trained, hist = vk.fit(
-        model, (grey > 0.5).astype(np.float32), key=jax.random.key(1), epochs=2, batch_size=50,
-        batch_transform=binarize, callback=cb,
+        model,
+        (grey > 0.5).astype(np.float32),
+        key=jax.random.key(1),
+        epochs=2,
+        batch_size=50,
+        batch_transform=binarize,
+        callback=cb,
     )
     assert seen == [1, 2]
     np.testing.assert_allclose(jnp.exp(trained.prior.log_scale), 2.0, rtol=1e-6)
@@ -127,13 +141,21 @@ def test_other_objectives_and_optimizer(digits_binary, objective):
     x = digits_binary[:400]
     obj = (lambda m, xb, k, step: -vk.elbo(m, xb, k, beta=0.5)) if objective == "custom" else "iwae"
     model, hist = vk.fit(
-        small_model(jax.random.key(0)), x, key=jax.random.key(1), epochs=4, batch_size=50,
-        objective=obj, n_samples=4, optimizer=optax.adam(3e-3),
+        small_model(jax.random.key(0)),
+        x,
+        key=jax.random.key(1),
+        epochs=4,
+        batch_size=50,
+        objective=obj,
+        n_samples=4,
+        optimizer=optax.adam(3e-3),
     )
     assert hist["train_loss"][-1] < hist["train_loss"][0]
 
 
 def test_kl_warmup_schedule(digits_binary):
     sched = optax.linear_schedule(0.0, 1.0, transition_steps=10)
-    model, hist = vk.fit(small_model(jax.random.key(0)), digits_binary[:200], key=jax.random.key(1), epochs=3, batch_size=50, beta=sched)
+    model, hist = vk.fit(
+        small_model(jax.random.key(0)), digits_binary[:200], key=jax.random.key(1), epochs=3, batch_size=50, beta=sched
+    )
     assert len(hist["train_loss"]) == 3 and np.isfinite(hist["train_loss"]).all()

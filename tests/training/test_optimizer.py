@@ -48,7 +48,9 @@ def test_matches_optax_apply_if_finite(max_errors):
     ours, state = _run(ours_opt, seq, params)
     for i, (a, b) in enumerate(zip(ref, ours)):
         for k in a:
-            np.testing.assert_allclose(np.asarray(b[k]), np.asarray(a[k]), rtol=1e-6, atol=1e-7, err_msg=f"step {i} {k}")
+            np.testing.assert_allclose(
+                np.asarray(b[k]), np.asarray(a[k]), rtol=1e-6, atol=1e-7, err_msg=f"step {i} {k}"
+            )
     assert int(state.total_notfinite) == int(ref_state.total_notfinite) == len(bad)
     assert int(state.notfinite_count) == int(ref_state.notfinite_count) == 0
     if max_errors == 10:  # every bad step skipped: parameters stay finite

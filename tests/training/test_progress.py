@@ -28,12 +28,7 @@ def test_verbose_fit_shows_a_tqdm_bar(digits_binary, capsys):
     assert cap.out == ""  # the bar is on stderr, stdout stays clean
     last = cap.err.replace("\r", "\n").strip().splitlines()[-1]
     assert last.startswith("fit: 100%") and "2/2" in last
-    assert (
-        f"train={h['train_loss'][-1]:.3f}" in last
-        and f"val={h['val_loss'][-1]:.3f}" in last
-    )
-    vk.fit(
-        model, x, key=0, epochs=3, batch_size=50, verbose=True, resume=states[1]
-    )  # continues at 2/3
+    assert f"train={h['train_loss'][-1]:.3f}" in last and f"val={h['val_loss'][-1]:.3f}" in last
+    vk.fit(model, x, key=0, epochs=3, batch_size=50, verbose=True, resume=states[1])  # continues at 2/3
     err = capsys.readouterr().err.replace("\r", "\n")
     assert "3/3" in err and "1/3" not in err

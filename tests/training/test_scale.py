@@ -47,7 +47,10 @@ def _run(script: str, *args: str, devices: int = 1, timeout: int = 240) -> subpr
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     return subprocess.run(
         [sys.executable, "-c", SETUP + textwrap.dedent(script), *args],
-        env=env, capture_output=True, text=True, timeout=timeout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -227,8 +230,13 @@ def test_streaming_image_folder_beyond_memory_cap_matches_in_memory(tmp_path, re
     assert X.nbytes > 3 * cap
     ref, href = reference
     got, hgot = vk.fit(
-        make_model(), folder, key=jax.random.key(1), epochs=2, batch_size=40,
-        x_val=vk.ArraySource(X[:90]), max_chunk_bytes=cap,
+        make_model(),
+        folder,
+        key=jax.random.key(1),
+        epochs=2,
+        batch_size=40,
+        x_val=vk.ArraySource(X[:90]),
+        max_chunk_bytes=cap,
     )
     assert folder.max_bytes <= cap
     _close(got, ref, atol=1e-6)
@@ -339,7 +347,7 @@ def test_equal_settings_reuse_the_compiled_epoch():
             vk.fit(m, X[:80], key=jax.random.key(0), epochs=1, batch_size=40)
             cached = [r.getMessage() for r in records]
             vk.fit(m, X[:80], key=jax.random.key(0), epochs=1, batch_size=20)  # new shape: compiles
-            fresh = [r.getMessage() for r in records[len(cached):]]
+            fresh = [r.getMessage() for r in records[len(cached) :]]
     finally:
         logging.getLogger("jax").removeHandler(handler)
     assert not any("train_epoch" in r for r in cached)

@@ -29,7 +29,10 @@ def sorted_run(tmp_path_factory):
         for i in np.flatnonzero(dig.target == c)[:20]:
             Image.fromarray((dig.images[i] * 255 / 16).astype(np.uint8)).save(d / "digits" / str(c) / f"{i}.png")
     out = d / "run"
-    assert main(["train", "--data", str(d / "digits"), "--hidden", "16", "--epochs", "0", "--quiet", "--out", str(out)]) == 0
+    assert (
+        main(["train", "--data", str(d / "digits"), "--hidden", "16", "--epochs", "0", "--quiet", "--out", str(out)])
+        == 0
+    )
     return out
 
 
@@ -60,7 +63,9 @@ def test_report_on_a_sorted_split_shows_every_class(sorted_run, capsys):
     assert set(split.y[m["rows"]]) == set(range(10)) and m["rows"] != list(range(30))
     assert len(set(split.y[m["reconstruction_rows"]])) == 4
     latent = next(c for c in m["captions"] if c.startswith("Latent space"))
-    assert "30 of the 40 test rows, drawn at random (seed 0), stratified by label" in latent and "(10 classes)" in latent
+    assert (
+        "30 of the 40 test rows, drawn at random (seed 0), stratified by label" in latent and "(10 classes)" in latent
+    )
     rec = next(c for c in m["captions"] if c.startswith("Reconstructions"))
     assert all(f"(label {v})" in rec for v in split.y[m["reconstruction_rows"]])
     assert any(c.startswith("Interpolation between test rows") for c in m["captions"])
@@ -78,7 +83,13 @@ def test_audio_report_images_have_sane_sizes(audio_run):
     assert main(["report", str(audio_run), "--lattice-range", "2"]) == 0
     assert "z in [-2, 2]²" in (audio_run / "report.html").read_text()
     pngs = sorted((audio_run / "plots").glob("*.png"))
-    assert {p.name for p in pngs} >= {"samples.png", "reconstructions.png", "interpolation.png", "lattice.png", "latent.png"}
+    assert {p.name for p in pngs} >= {
+        "samples.png",
+        "reconstructions.png",
+        "interpolation.png",
+        "lattice.png",
+        "latent.png",
+    }
     for p in pngs:
         with Image.open(p) as im:
             w, h = im.size
@@ -126,7 +137,9 @@ def test_grid_lattice_and_interpolate_commands(sorted_run, tmp_path, capsys):
     with Image.open(tmp_path / "l3.png") as a, Image.open(tmp_path / "lq.png") as b:
         assert a.size == b.size == (1200, 1200) and np.asarray(a).tobytes() != np.asarray(b).tobytes()
     np.testing.assert_allclose(plots.lattice_points(50, 3.0)[[0, -1]], [-3, 3])
-    assert main(["interpolate", str(sorted_run), "--rows", "3", "30", "-n", "5", "--output", str(tmp_path / "i.npy")]) == 0
+    assert (
+        main(["interpolate", str(sorted_run), "--rows", "3", "30", "-n", "5", "--output", str(tmp_path / "i.npy")]) == 0
+    )
     split = datasets.load(json.loads((sorted_run / "config.json").read_text())["data"], "test")
     assert f"labels {split.y[3]} and {split.y[30]}" in capsys.readouterr().out
     path = np.load(tmp_path / "i.npy")
@@ -148,8 +161,14 @@ def test_dirichlet_latent_plot_shows_posterior_means_on_the_simplex(tmp_path, mo
 
     seen = {}
     real = plots_latent.plot_simplex
-    monkeypatch.setattr(plots_latent, "plot_simplex", lambda z, labels=None, **kw: seen.setdefault("z", np.asarray(z)) is not None and real(z, labels, **kw))
-    model = vk.presets.build("dirichlet_vae", 8, key=jax.random.key(1), latent_dim=3, hidden=16)  # as in test_latent_and_api
+    monkeypatch.setattr(
+        plots_latent,
+        "plot_simplex",
+        lambda z, labels=None, **kw: seen.setdefault("z", np.asarray(z)) is not None and real(z, labels, **kw),
+    )
+    model = vk.presets.build(
+        "dirichlet_vae", 8, key=jax.random.key(1), latent_dim=3, hidden=16
+    )  # as in test_latent_and_api
     x = (np.random.default_rng(0).random((20, 8)) > 0.5).astype(np.float32)
     plots.latent_scatter(model, x, np.arange(20) % 3, tmp_path / "s.png")
     z = seen["z"]

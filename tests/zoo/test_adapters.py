@@ -39,7 +39,10 @@ def _linen(mlp, x):
             return nn.Dense(out)(h)
 
     (w0, b0), (w1, b1) = _weights(mlp)
-    params = {"Dense_0": {"kernel": jnp.asarray(w0.T), "bias": jnp.asarray(b0)}, "Dense_1": {"kernel": jnp.asarray(w1.T), "bias": jnp.asarray(b1)}}
+    params = {
+        "Dense_0": {"kernel": jnp.asarray(w0.T), "bias": jnp.asarray(b0)},
+        "Dense_1": {"kernel": jnp.asarray(w1.T), "bias": jnp.asarray(b1)},
+    }
     net = from_linen(Net(), example_input=x, key=jax.random.key(0))
     assert jax.tree_util.tree_structure(net.params) == jax.tree_util.tree_structure(params)
     return from_linen(Net(), example_input=x, params=params)
@@ -49,6 +52,7 @@ def _haiku(mlp, x):
     import haiku as hk
 
     out = mlp.out_size
+
     def fwd(x):
         h = jnp.tanh(hk.Linear(5)(x))
         return hk.Linear(out)(h)
@@ -56,7 +60,10 @@ def _haiku(mlp, x):
     f = hk.without_apply_rng(hk.transform(fwd))
     init = f.init(jax.random.key(0), x)
     (w0, b0), (w1, b1) = _weights(mlp)
-    params = {"linear": {"w": jnp.asarray(w0.T), "b": jnp.asarray(b0)}, "linear_1": {"w": jnp.asarray(w1.T), "b": jnp.asarray(b1)}}
+    params = {
+        "linear": {"w": jnp.asarray(w0.T), "b": jnp.asarray(b0)},
+        "linear_1": {"w": jnp.asarray(w1.T), "b": jnp.asarray(b1)},
+    }
     assert jax.tree_util.tree_structure(init) == jax.tree_util.tree_structure(params)
     return from_haiku(f, example_input=x, params=params)
 
@@ -76,8 +83,11 @@ def _nnx(mlp, x):
 def _equinox(mlp, x):
     m = eqx.nn.MLP(mlp.in_size, mlp.out_size, 5, 1, activation=jnp.tanh, key=jax.random.key(0))
     (w0, b0), (w1, b1) = _weights(mlp)
-    m = eqx.tree_at(lambda m: (m.layers[0].weight, m.layers[0].bias, m.layers[1].weight, m.layers[1].bias), m,
-                    tuple(jnp.asarray(a) for a in (w0, b0, w1, b1)))
+    m = eqx.tree_at(
+        lambda m: (m.layers[0].weight, m.layers[0].bias, m.layers[1].weight, m.layers[1].bias),
+        m,
+        tuple(jnp.asarray(a) for a in (w0, b0, w1, b1)),
+    )
     return from_equinox(m)
 
 
@@ -109,7 +119,9 @@ def test_adapter_matches_native_mlp_outputs_and_training(name, digits_binary):
     enc = ADAPTERS[name](nat["enc"], x[0])
     dec = ADAPTERS[name](nat["dec"], jnp.zeros(2))
     np.testing.assert_allclose(np.asarray(jax.vmap(enc)(x)), np.asarray(jax.vmap(nat["enc"])(x)), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(jax.vmap(dec)(x[:, :2])), np.asarray(jax.vmap(nat["dec"])(x[:, :2])), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(jax.vmap(dec)(x[:, :2])), np.asarray(jax.vmap(nat["dec"])(x[:, :2])), rtol=1e-6, atol=1e-6
+    )
     adapted = vk.VAE(vk.StandardNormal(2), vk.Gaussian(enc), vk.Bernoulli(dec))
     m2, h2 = vk.fit(adapted, x, key=jax.random.key(13), epochs=2, batch_size=16, optimizer=vk.default_optimizer(1e-2))
     np.testing.assert_allclose(h2["train_loss"], nat["hist"]["train_loss"], rtol=1e-5)
@@ -117,7 +129,9 @@ def test_adapter_matches_native_mlp_outputs_and_training(name, digits_binary):
     assert not np.allclose(_enc_out(m2, x), np.asarray(jax.vmap(enc)(x)), atol=1e-3)  # it did train
 
 
-@pytest.mark.parametrize("fn,module,extra", [(from_linen, "flax", "flax"), (from_nnx, "flax", "flax"), (from_haiku, "haiku", "haiku")])
+@pytest.mark.parametrize(
+    "fn,module,extra", [(from_linen, "flax", "flax"), (from_nnx, "flax", "flax"), (from_haiku, "haiku", "haiku")]
+)
 def test_missing_extra_names_it(fn, module, extra, monkeypatch):
     for name in list(sys.modules):
         if name == module or name.startswith(module + "."):

@@ -51,7 +51,10 @@ def test_knowles_newton_matches_exact_inverse_cdf_and_gradient():
         # implicit gradient vs finite differences of the exact inverse CDF
         g = jax.grad(lambda al: jnp.sum(jnp.exp(knowles_log_gamma(u, al, 8))))(jnp.float32(a))
         h = 1e-3 * a
-        fd = (np.sum(np.asarray(gammaincinv(a + h, u), np.float64)) - np.sum(np.asarray(gammaincinv(a - h, u), np.float64))) / (2 * h)
+        fd = (
+            np.sum(np.asarray(gammaincinv(a + h, u), np.float64))
+            - np.sum(np.asarray(gammaincinv(a - h, u), np.float64))
+        ) / (2 * h)
         np.testing.assert_allclose(float(g), fd, rtol=2e-2)
 
 
@@ -130,7 +133,9 @@ def test_dirichlet_vae_trains_with_moment_prior_update(digits_binary, getkey):
         seen.append((state.model, np.asarray(out.model.prior.alpha)))
         return out
 
-    model, hist = vk.fit(model, x, key=getkey(), epochs=4, batch_size=32, optimizer=vk.default_optimizer(3e-3), callback=callback)
+    model, hist = vk.fit(
+        model, x, key=getkey(), epochs=4, batch_size=32, optimizer=vk.default_optimizer(3e-3), callback=callback
+    )
     loss = hist["train_loss"]
     assert np.isfinite(loss).all() and loss[-1] < loss[0] - 1.0, loss
     alpha1 = np.asarray(model.prior.alpha)

@@ -48,7 +48,9 @@ def test_reinforce_gradient_is_unbiased_against_enumeration(kind, baseline, getk
     mean, se = flat.mean(0), flat.std(0) / np.sqrt(n)
     assert np.all(np.abs(mean - exact) < 4.5 * se + 2e-3), (mean, exact, se)
     # the value is the ELBO estimate: its mean matches the exact ELBO
-    vals = jax.vmap(lambda k: reinforce_surrogate(model, x, k, n_samples=2, baseline=baseline))(jax.random.split(jax.random.key(8), 4000))
+    vals = jax.vmap(lambda k: reinforce_surrogate(model, x, k, n_samples=2, baseline=baseline))(
+        jax.random.split(jax.random.key(8), 4000)
+    )
     np.testing.assert_allclose(np.asarray(vals.mean(0)), np.asarray(exact_elbo(model, x)), atol=0.05)
 
 
@@ -120,7 +122,9 @@ def test_concrete_sampler_matches_categorical_argmax_and_density():
 
 def test_gumbel_softmax_vae_trains(digits_binary, getkey):
     x = digits_binary[:256]
-    model = vk.presets.build("discrete_vae", 64, key=getkey(), latent="concrete", latent_dim=4, num_classes=5, hidden=(32,))
+    model = vk.presets.build(
+        "discrete_vae", 64, key=getkey(), latent="concrete", latent_dim=4, num_classes=5, hidden=(32,)
+    )
     assert vk.presets.fit_options("discrete_vae", latent="concrete") == {}
     q = model.posterior(x[:4])
     assert q.has_rsample and q.event_shape == (4, 5)

@@ -36,7 +36,9 @@ def test_log_prob_cdf_icdf_against_scipy(cls, params, ref):
     np.testing.assert_allclose(np.asarray(d.cdf(jnp.asarray(x))), u, rtol=2e-4, atol=2e-5)
     if ref is None:  # Kumaraswamy: closed form, numpyro's implementation, and normalisation
         np.testing.assert_allclose(np.asarray(d.log_prob(x)), _kumaraswamy_logpdf(x, *params), rtol=1e-4)
-        np.testing.assert_allclose(np.asarray(d.log_prob(x)), np.asarray(nd.Kumaraswamy(*params).log_prob(x)), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            np.asarray(d.log_prob(x)), np.asarray(nd.Kumaraswamy(*params).log_prob(x)), rtol=1e-4, atol=1e-5
+        )
         total, _ = quad(lambda t: np.exp(_kumaraswamy_logpdf(t, *params)), 0, 1)
         assert abs(total - 1) < 1e-6
     else:
@@ -69,10 +71,7 @@ def test_reparameterized_gradient_matches_finite_differences(cls, params, ref):
     theta = jnp.asarray(params, dtype=jnp.float32)
     g = np.asarray(jax.grad(f)(theta))
     h = 1e-2
-    fd = [
-        (float(f(theta.at[i].add(h))) - float(f(theta.at[i].add(-h)))) / (2 * h)
-        for i in range(theta.shape[0])
-    ]
+    fd = [(float(f(theta.at[i].add(h))) - float(f(theta.at[i].add(-h)))) / (2 * h) for i in range(theta.shape[0])]
     np.testing.assert_allclose(g, fd, rtol=2e-2, atol=2e-3)
     assert np.all(np.abs(g) > 1e-4)  # the gradient really flows
 
@@ -115,7 +114,9 @@ def test_family_as_encoder_gives_finite_elbo_gradients(cls, mult, prior, digits_
     q = model.posterior(digits_binary[:8])
     assert q.has_rsample and q.event_shape == (3,)
     x = jnp.asarray(digits_binary[:32])
-    g = eqx.filter_jit(eqx.filter_grad(lambda m: jnp.mean(vk.elbo(m, x, jax.random.key(0), estimator="reparam"))))(model)
+    g = eqx.filter_jit(eqx.filter_grad(lambda m: jnp.mean(vk.elbo(m, x, jax.random.key(0), estimator="reparam"))))(
+        model
+    )
     enc = np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(eqx.filter(g.encoder, eqx.is_array))])
     assert np.isfinite(enc).all() and np.abs(enc).max() > 1e-4
 

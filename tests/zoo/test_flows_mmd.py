@@ -15,7 +15,12 @@ def _layers(kind, d, key):
     keys = jax.random.split(key, 2)
     if kind == "planar":
         # a visibly non-identity planar map (w.u < -1 before the u_hat correction)
-        return [eqx_replace(vk.Planar(d, key=k), w=jnp.linspace(-1.0, 1.5, d), u=jnp.linspace(1.0, -0.8, d), b=jnp.array(0.3)) for k in keys]
+        return [
+            eqx_replace(
+                vk.Planar(d, key=k), w=jnp.linspace(-1.0, 1.5, d), u=jnp.linspace(1.0, -0.8, d), b=jnp.array(0.3)
+            )
+            for k in keys
+        ]
     layers = []
     for k in keys:
         layer = vk.IAF(d, (8,), key=k)
@@ -66,7 +71,9 @@ def test_flow_density_change_of_variables_and_inverse(kind, getkey):
 
 def test_flow_mc_kl_matches_closed_form_for_affine_flow(getkey):
     enc = vk.Gaussian(lambda x: jnp.concatenate([x, jnp.zeros_like(x)]), "diag")
-    layer = vk.flows.Transform(lambda: IndependentTransform(AffineTransform(jnp.array([1.0, -2.0]), jnp.array([2.0, 0.5])), 1))
+    layer = vk.flows.Transform(
+        lambda: IndependentTransform(AffineTransform(jnp.array([1.0, -2.0]), jnp.array([2.0, 0.5])), 1)
+    )
     q = vk.FlowPosterior(enc, [layer]).dist(jnp.array([[0.3, -0.1]]))
     # pushforward of N(m, s^2) by a + b z is N(a + b m, (b s)^2)
     s = float(jax.nn.softplus(0.0) + 1e-4)
@@ -93,7 +100,9 @@ def _gauss_kernel_mean(a, s, b, t, h):
 
 def test_rbf_mmd_is_unbiased_against_closed_form():
     h, (a, s), (b, t) = 1.3, (0.0, 1.0), (0.8, 0.6)
-    exact = _gauss_kernel_mean(a, s, a, s, h) + _gauss_kernel_mean(b, t, b, t, h) - 2 * _gauss_kernel_mean(a, s, b, t, h)
+    exact = (
+        _gauss_kernel_mean(a, s, a, s, h) + _gauss_kernel_mean(b, t, b, t, h) - 2 * _gauss_kernel_mean(a, s, b, t, h)
+    )
 
     def one(k):
         k1, k2 = jax.random.split(k)
@@ -136,7 +145,9 @@ def test_mmd_objective_trains_through_fit(codes, kernel, digits_binary, getkey):
     x = digits_binary[:256]
     model = vk.presets.vae(64, key=getkey(), latent_dim=2, hidden=(32,))
     loss = vk.mmd_objective(weight=10.0, kernel=kernel, codes=codes)
-    model, hist = vk.fit(model, x, key=getkey(), epochs=4, batch_size=32, objective=loss, optimizer=vk.default_optimizer(3e-3))
+    model, hist = vk.fit(
+        model, x, key=getkey(), epochs=4, batch_size=32, objective=loss, optimizer=vk.default_optimizer(3e-3)
+    )
     h = hist["train_loss"]
     assert np.isfinite(h).all() and h[-1] < h[0] - 1.0, h
     with pytest.raises(ValueError, match="'rbf', 'imq'"):

@@ -13,14 +13,19 @@ from vaekit.viz.latent import simplex_to_plane
 
 @pytest.mark.parametrize("shape,res_blocks", [((28, 28), 1), ((32, 32, 3), 1)])
 def test_conv_vae_any_image_size(shape, res_blocks, getkey):
-    model = vk.presets.conv_vae(shape, key=getkey(), latent_dim=4, hidden=(4, 8), res_blocks=res_blocks, likelihood="gaussian")
+    model = vk.presets.conv_vae(
+        shape, key=getkey(), latent_dim=4, hidden=(4, 8), res_blocks=res_blocks, likelihood="gaussian"
+    )
     assert model.data_shape == shape
     x = jax.random.uniform(getkey(), (3, *shape))
     v, g = eqx.filter_jit(eqx.filter_value_and_grad(lambda m: -jnp.mean(vk.elbo(m, x, jax.random.key(0)))))(model)
     assert np.isfinite(float(v))
     leaves = [np.asarray(a) for a in jax.tree_util.tree_leaves(eqx.filter(g, eqx.is_array))]
     assert all(np.isfinite(a).all() for a in leaves) and max(np.abs(a).max() for a in leaves) > 0
-    n_res = sum(isinstance(m, vk.nets.ResBlock) for m in jax.tree_util.tree_leaves(model, is_leaf=lambda m: isinstance(m, vk.nets.ResBlock)))
+    n_res = sum(
+        isinstance(m, vk.nets.ResBlock)
+        for m in jax.tree_util.tree_leaves(model, is_leaf=lambda m: isinstance(m, vk.nets.ResBlock))
+    )
     assert n_res == 4 * res_blocks  # 2 stages x (encoder + decoder)
 
 
@@ -55,7 +60,9 @@ def test_vamp_prior_is_the_encoder_mixture(digits_binary, getkey):
         assert vp.pseudo_inputs.shape == (4, 64)
     rows = {tuple(r) for r in np.asarray(vk.VampPrior.from_data(x, 4, key=getkey()).pseudo_inputs)}
     assert rows <= {tuple(r) for r in x}
-    np.testing.assert_allclose(vk.VampPrior.from_data(x, 4, key=getkey(), init="mean").pseudo_inputs.mean(0), x.mean(0), atol=0.02)
+    np.testing.assert_allclose(
+        vk.VampPrior.from_data(x, 4, key=getkey(), init="mean").pseudo_inputs.mean(0), x.mean(0), atol=0.02
+    )
     model = vk.presets.build("vamp_vae", 64, key=getkey(), latent_dim=2, hidden=(16,), pseudo_inputs=vp.pseudo_inputs)
     z = jax.random.normal(getkey(), (7, 2))
     comps = model.encoder.dist(vp.pseudo_inputs)  # batch [4]

@@ -28,8 +28,13 @@ def test_diagonal_normal_mixture_matches_broadcast_form(getkey):
 
     def grads(cls):
         def f(lg, m, s, z):
-            dist = cls(lg, m, s) if cls is DiagonalNormalMixture else nd.MixtureSameFamily(nd.CategoricalLogits(lg), nd.Normal(m, s).to_event(1))
+            dist = (
+                cls(lg, m, s)
+                if cls is DiagonalNormalMixture
+                else nd.MixtureSameFamily(nd.CategoricalLogits(lg), nd.Normal(m, s).to_event(1))
+            )
             return jnp.sum(dist.log_prob(z))
+
         return jax.grad(f, argnums=(0, 1, 2, 3))(logits, loc, scale, z_near)
 
     for a, b in zip(grads(DiagonalNormalMixture), grads(None)):
@@ -57,7 +62,11 @@ def test_init_output_bias_sets_the_data_marginal(digits_binary, getkey):
     p = np.clip(x.mean(0), 1e-3, 1 - 1e-3)
     np.testing.assert_allclose(np.asarray(init.decoder.net.layers[-1].bias), np.log(p / (1 - p)), rtol=1e-5, atol=1e-5)
     # only that bias changed
-    same = jax.tree_util.tree_map(lambda a, b: bool(jnp.array_equal(a, b)), eqx.filter(model.encoder, eqx.is_array), eqx.filter(init.encoder, eqx.is_array))
+    same = jax.tree_util.tree_map(
+        lambda a, b: bool(jnp.array_equal(a, b)),
+        eqx.filter(model.encoder, eqx.is_array),
+        eqx.filter(init.encoder, eqx.is_array),
+    )
     assert all(jax.tree_util.tree_leaves(same))
     # Gaussian decoder with per-example variance: means first, scale outputs untouched
     g = vk.presets.vae(64, key=getkey(), latent_dim=2, hidden=(16,), likelihood="gaussian", variance="diag")

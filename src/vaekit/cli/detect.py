@@ -37,10 +37,15 @@ def add_parser(subparsers) -> None:
         help="'auto' (1%% of training rows above the threshold) or the expected outlier fraction in (0, 0.5]",
     )
     p.add_argument(
-        "--false-alarm-rate", type=float, default=None, metavar="RATE",
+        "--false-alarm-rate",
+        type=float,
+        default=None,
+        metavar="RATE",
         help="instead of --contamination: flag about this fraction of new normal rows (clean training rows)",
     )
-    p.add_argument("--explain", type=int, default=0, metavar="K", help="add the K most anomalous features of each flagged row")
+    p.add_argument(
+        "--explain", type=int, default=0, metavar="K", help="add the K most anomalous features of each flagged row"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save", default=None, metavar="DIR", help="also save the fitted detector here")
     p.add_argument("--force", action="store_true", help="overwrite --output if it exists")
