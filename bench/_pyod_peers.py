@@ -1,3 +1,4 @@
+# pyright: reportMissingImports=false
 """PyOD peers for ``bench/anomaly.py``: a worker run by the benchmark environment's python.
 
 Reads one JSON request per line on stdin, ``{"model": "vae"|"autoencoder", "train": PATH,

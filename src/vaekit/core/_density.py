@@ -33,7 +33,7 @@ def _shape(event_shape: Any, name: str) -> tuple[int, ...]:
     if isinstance(event_shape, int) and not isinstance(event_shape, bool):
         event_shape = (event_shape,)
     try:
-        shape = tuple(int(s) for s in event_shape)
+        shape = tuple(int(s) for s in event_shape)  # pyright: ignore[reportGeneralTypeIssues]
     except TypeError:
         raise TypeError(f"{name} needs event_shape=<shape of one value>, e.g. (784,); got {event_shape!r}.") from None
     if any(s < 1 for s in shape):
@@ -139,7 +139,7 @@ class FunctionDistribution(nd.Distribution):
         keys = jax.random.split(key, math.prod(lead))
         keys = jnp.reshape(keys, (*lead, *keys.shape[1:]))
         if self.params is None:
-            return _flat_map(lambda k: self.sample_fn(k, None), lead, keys)
+            return _flat_map(lambda k: self.sample_fn(k, None), lead, keys)  # pyright: ignore[reportOptionalCall]
         return _flat_map(self.sample_fn, lead, keys, self._params_to(lead))
 
     def rsample(self, key, sample_shape=()):
@@ -198,7 +198,7 @@ class DensityPrior(Prior):
         if params is None:
             lp, sf = (
                 (lambda z, _: self.density(z)),
-                (None if self.sampler is None else (lambda k, _: self.sampler(k))),
+                (None if self.sampler is None else (lambda k, _: self.sampler(k))),  # pyright: ignore[reportOptionalCall]
             )
         else:
             lp, sf = self.density, self.sampler

@@ -156,7 +156,7 @@ class HierarchicalEncoder(Conditional):
                     layers.append(z)
                 return jnp.concatenate(layers, -1)
 
-            def log_density(z):
+            def log_density(z):  # pyright: ignore[reportRedeclaration]
                 zs = _split(z, dims)
                 lp = first.log_prob(zs[0])
                 for l in range(1, len(dims)):

@@ -57,19 +57,19 @@ class _Reshaped(nd.Distribution):
 
     arg_constraints = {}  # noqa: RUF012
     pytree_data_fields = ("base",)
-    pytree_aux_fields = ("shape",)
+    pytree_aux_fields = ("value_shape",)
 
     def __init__(self, base: nd.Distribution, shape: tuple[int, ...]):
-        self.base, self.shape = base, tuple(shape)
-        super().__init__(batch_shape=(), event_shape=self.shape)
+        self.base, self.value_shape = base, tuple(shape)
+        super().__init__(batch_shape=(), event_shape=self.value_shape)
 
     def sample(self, key, sample_shape=()):
         z = self.base.sample(key, sample_shape)
-        return jnp.reshape(z, (*z.shape[:-1], *self.shape))
+        return jnp.reshape(z, (*z.shape[:-1], *self.value_shape))
 
     def log_prob(self, value):
         v = jnp.asarray(value)
-        return self.base.log_prob(jnp.reshape(v, (*v.shape[: v.ndim - len(self.shape)], -1)))
+        return self.base.log_prob(jnp.reshape(v, (*v.shape[: v.ndim - len(self.value_shape)], -1)))
 
 
 def latent_codes(
@@ -134,7 +134,7 @@ def fit_latent_sampler(
         raise ValueError(f"n_components={n_components} is more than the {len(flat)} examples; pass fewer components.")
     gm = GaussianMixture(n_components, covariance_type=covariance_type, random_state=seed).fit(flat)
     d = flat.shape[1]
-    cov = gm.covariances_
+    cov = np.asarray(gm.covariances_)
     if covariance_type == "diag":
         cov = np.stack([np.diag(c) for c in cov])
     elif covariance_type == "tied":
