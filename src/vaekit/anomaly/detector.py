@@ -129,31 +129,14 @@ class VAEDetector(OutlierMixin, BaseEstimator):
     training rows' ``score_samples``). New rows are scored by the chosen
     :mod:`vaekit.anomaly` ``method``, averaged over the ensemble.
 
-    Defaults: one configuration for all data, no per-dataset tuning. They were chosen
-    by the mean ROC-AUC over the 12 ODDS files of ``bench/anomaly.py`` (seeds 0 and 1,
-    one model each unless stated; kNN scored 0.9573 on the same splits); the full
-    5-seed result is in BENCHMARKS.md, "Anomaly detection":
-
-    * robust scaling (median and IQR/1.349 fitted on the training rows; a column with
-      zero IQR falls back to its standard deviation, a constant column to 1), so a few
-      extreme training rows do not squash the others; scaled values are clipped at
-      +-1e4 so scores stay finite. Standard scaling scored the same (0.9570 vs 0.9573);
-      robust is kept for heavy-tailed data;
-    * an architecture scaled to the number of features ``d``: encoder and decoder with
-      two tanh hidden layers of width ``clip(4 d, 32, 256)``, ``clip(d // 2, 2, 16)``
-      latent dimensions, diagonal Gaussian posterior, ``N(0, I)`` prior;
-    * a Gaussian decoder with a learned per-feature variance shared by all rows
-      (``variance="shared"``): the ``elbo`` score is then a variance-weighted
-      reconstruction error plus the KL term. A per-row (heteroscedastic) variance
-      (``"diag"``) scored 0.9406: it lets the model explain anomalies away as noise;
-    * score ``elbo`` (negative ELBO, 64 latent samples): 0.9573 with 16 samples, 0.9582
-      with 64; ``reconstruction_mean`` scored 0.9530;
-    * Adam (lr 1e-3, global-norm clipping), batch 64, at most ``max_steps`` optimizer
-      steps, early stopping when the validation negative ELBO (on a
-      ``validation_fraction`` split of the training rows) has not improved for
-      ``patience`` steps, keeping the best model;
-    * an ensemble of ``n_models=3`` VAEs from different seeds, scores averaged
-      (0.9586 vs 0.9573 for one model, at three times the fit time).
+    Defaults: one configuration for all data, no per-dataset tuning: robust scaling
+    (median and IQR/1.349; zero IQR falls back to the standard deviation, a constant
+    column to 1; scaled values clipped at +-1e4), two tanh hidden layers of width
+    ``clip(4 d, 32, 256)`` and ``clip(d // 2, 2, 16)`` latent dimensions for ``d``
+    features, a Gaussian decoder with a learned per-feature variance (``"shared"``), the
+    negative-ELBO score with 64 latent samples, Adam with early stopping on a validation
+    split, and an ensemble of 3 VAEs. BENCHMARKS.md ("VAEDetector: how the defaults were
+    chosen") has the measurements behind each choice.
 
     :param method: score, one of :data:`vaekit.anomaly.METHODS`.
     :param contamination: sets ``threshold_`` as a quantile of the training rows' scores:
