@@ -176,6 +176,7 @@ def run(args) -> int:
     if out.suffix.lower() == ".wav":
         check_wav(args.run)
     model, pre, cfg = load_run(args.run)
+    classes = None
     if getattr(args, "sampler", "prior") == "gmm":
         s = gmm_samples(model, pre, cfg, args)
     else:
