@@ -101,9 +101,9 @@ from .zoo.hyperspherical import (
 from .zoo.mmd import mmd as mmd, mmd_objective as mmd_objective
 from .zoo.samplers import GaussianMixtureSampler as GaussianMixtureSampler, fit_latent_sampler as fit_latent_sampler
 from .zoo.vamp import VampPrior as VampPrior, VampVAE as VampVAE
-from .zoo import conditional as conditional  # issue 16: conditional and semi-supervised
+from .zoo import conditional as conditional  # conditional and semi-supervised models
 from .zoo.conditional import ConditionalVAE as ConditionalVAE, M2VAE as M2VAE
-from .zoo import vq as vq  # issue 16: VQ-VAE
+from .zoo import vq as vq  # VQ-VAE
 from .zoo.vq import VQVAE as VQVAE
 
 # --- training ---

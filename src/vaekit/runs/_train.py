@@ -228,7 +228,7 @@ def _train(
         if resume:
             notice = (saved.get("defaults_chosen") or {}).get("notice") or notice
         _announce(notice)
-    if cfg.get("condition_on") == "label":  # conditional models (issue 16): the labels go to fit
+    if cfg.get("condition_on") == "label":  # conditional models: the labels go to fit
         cfg = _with_classes(cfg, data)
     spec = model_spec(cfg, data.n_features)
     model_key, fit_key = jax.random.split(jax.random.key(cfg["seed"]))
