@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from .score import plain, write_csv
+from .score import plain
 
 
 def add_parser(subparsers) -> None:
@@ -54,7 +54,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from ..anomaly.detector import VAEDetector
-    from ..data import read_numeric
+    from ..data import read_numeric, write_csv
 
     if os.path.exists(args.output) and not args.force:
         raise FileExistsError(f"{args.output} already exists; choose another --output or pass --force.")

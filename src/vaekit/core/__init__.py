@@ -90,6 +90,7 @@ from ._fixed import trainable as trainable
 from ._fixed import value as value
 from ._initialization import init_output_bias as init_output_bias
 from ._kl import KL_METHODS as KL_METHODS
+from ._kl import closed_form as closed_form
 from ._kl import has_analytic_kl as has_analytic_kl
 from ._kl import kl_divergence as kl_divergence
 from ._latent_paths import (

@@ -74,7 +74,7 @@ def _flat_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def _terms_fn():
     import equinox as eqx
 
-    from ..core._kl import closed_form
+    from ..core import closed_form
 
     @eqx.filter_jit
     def terms(model, x, key):
