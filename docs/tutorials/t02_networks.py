@@ -1,0 +1,3 @@
+# %% [markdown]
+# # t02_networks
+# stub

@@ -1,0 +1,3 @@
+# %% [markdown]
+# # t03_anomaly
+# stub

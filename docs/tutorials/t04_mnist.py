@@ -1,0 +1,3 @@
+# %% [markdown]
+# # t04_mnist
+# stub

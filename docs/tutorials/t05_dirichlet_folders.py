@@ -1,0 +1,3 @@
+# %% [markdown]
+# # t05_dirichlet_folders
+# stub

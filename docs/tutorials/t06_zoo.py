@@ -1,0 +1,3 @@
+# %% [markdown]
+# # t06_zoo
+# stub

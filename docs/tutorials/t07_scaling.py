@@ -1,0 +1,3 @@
+# %% [markdown]
+# # t07_scaling
+# stub

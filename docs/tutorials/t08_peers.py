@@ -1,0 +1,3 @@
+# %% [markdown]
+# # t08_peers
+# stub
