@@ -23,9 +23,9 @@ class AbstractVAE(eqx.Module):
     Concrete classes (:class:`VAE`, :class:`vaekit.VampVAE`, :class:`vaekit.BaselineVAE`)
     implement :meth:`prior_dist`; everything else is shared.
 
-    :param prior: p(z), a :class:`vaekit.Prior`.
-    :param encoder: q(z|x), a :class:`vaekit.Conditional` over latents.
-    :param decoder: p(x|z), a :class:`vaekit.Conditional` over data.
+    :param Prior prior: p(z), a :class:`vaekit.Prior`.
+    :param Conditional encoder: q(z|x), a :class:`vaekit.Conditional` over latents.
+    :param Conditional decoder: p(x|z), a :class:`vaekit.Conditional` over data.
     """
 
     prior: Prior

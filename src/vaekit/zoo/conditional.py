@@ -74,10 +74,10 @@ class Given(Conditional):
 class ConditionalVAE(AbstractVAE):
     """A conditional VAE ``q(z|x, y) p(x|z, y) p(z)`` (Sohn et al. 2015).
 
-    :param prior: ``p(z)``.
-    :param encoder: a conditional over latents whose network takes ``prod(data) + c`` values.
-    :param decoder: a conditional over data whose network takes ``prod(latent) + c`` values.
-    :param num_classes: ``c`` for integer labels ``y [n]`` (one-hot encoded), or ``None``
+    :param Prior prior: ``p(z)``.
+    :param Conditional encoder: a conditional over latents whose network takes ``prod(data) + c`` values.
+    :param Conditional decoder: a conditional over data whose network takes ``prod(latent) + c`` values.
+    :param int num_classes: ``c`` for integer labels ``y [n]`` (one-hot encoded), or ``None``
         with ``cond_size=c`` for real-valued side information ``y [n, c]``.
     """
 

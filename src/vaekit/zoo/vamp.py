@@ -68,7 +68,7 @@ class VampPrior(Prior):
 class VampVAE(AbstractVAE):
     """A VAE whose prior is a :class:`VampPrior` over its own encoder.
 
-    :param prior: ``VampPrior`` holding pseudo-inputs ``[K, *data]`` (see
+    :param VampPrior prior: ``VampPrior`` holding pseudo-inputs ``[K, *data]`` (see
         :meth:`VampPrior.from_data`).
     """
 
