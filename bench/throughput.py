@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -64,13 +65,55 @@ def flops_per_example(hidden: int, d: int = 784, latent: int = 2) -> int:
     return fwd + bwd
 
 
-def vaekit_epoch(x: np.ndarray, batch: int, hidden: int) -> dict:
+def eval_flops_per_pair(hidden: int, d: int = 784, latent: int = 2) -> int:
+    """Matmul FLOPs of one (example, importance sample) pair of an evaluation: one
+    decoder forward pass. The encoder runs once per example, which is not counted
+    (with 1000 samples per example it is well under 1% of the work)."""
+    return 2 * latent * hidden + 2 * hidden * d
+
+
+def reference_model(hidden: int = 500) -> vk.VAE:
     k1, k2 = jax.random.split(jax.random.key(0))
-    model = vk.VAE(
+    return vk.VAE(
         prior=vk.StandardNormal(2),
         encoder=vk.Gaussian(vk.MLP(784, 4, hidden=(hidden,), key=k1), variance="diag"),
         decoder=vk.Bernoulli(vk.MLP(2, 784, hidden=(hidden,), key=k2)),
     )
+
+
+def vaekit_eval(x: np.ndarray, n_samples: int, hidden: int = 500) -> list[tuple[str, int, float]]:
+    """``(name, pairs, seconds)`` of ``vk.log_likelihood``, ``vk.iwae_bound`` and the
+    anomaly ``log_likelihood`` score on ``x`` with ``n_samples`` samples per example
+    (best of two runs after a compiling one)."""
+    model = reference_model(hidden)
+    xj = jnp.asarray(x)
+    key = jax.random.key(2)
+    ib = min(len(x), max(1, 2**17 // n_samples))  # iwae_bound holds all pairs of its batch at once
+    iwae = eqx.filter_jit(lambda m, xb, k: vk.iwae_bound(m, xb, k, k=n_samples))
+    cases = [
+        ("vk.log_likelihood", len(x), lambda: vk.log_likelihood(model, xj, key, n_samples=n_samples)),
+        ("vk.iwae_bound", ib, lambda: iwae(model, xj[:ib], key)),
+        (
+            "vk.anomaly.log_likelihood",
+            len(x),
+            lambda: vk.anomaly.log_likelihood(model, xj, key, n_samples=n_samples),
+        ),
+    ]
+    out = []
+    for name, n, f in cases:
+        jax.block_until_ready(f())
+        best = float("inf")
+        for _ in range(2):
+            t0 = time.perf_counter()
+            jax.block_until_ready(f())
+            best = min(best, time.perf_counter() - t0)
+        out.append((name, n * n_samples, best))
+        print(f"# done: {name}: {n} x {n_samples} in {best:.2f} s", flush=True)
+    return out
+
+
+def vaekit_epoch(x: np.ndarray, batch: int, hidden: int) -> dict:
+    model = reference_model(hidden)
     _, h = vk.fit(model, x, key=jax.random.key(1), epochs=3, batch_size=batch, optimizer=optax.adam(1e-3))
     return dict(seconds=min(h["time"][1:]), steps=len(x) // batch, loss=h["train_loss"][-1])
 
@@ -144,6 +187,9 @@ def main() -> None:
         default="200x500,64x500,1024x500,200x200,200x1000",
         help="BATCHxHIDDEN list; the first is the reference",
     )
+    ap.add_argument("--eval-examples", type=int, default=500, help="examples of the evaluation benchmark (0: skip it)")
+    ap.add_argument("--eval-samples", type=int, default=1000, help="importance samples per example")
+    ap.add_argument("--no-train", action="store_true", help="only the evaluation benchmark")
     args = ap.parse_args()
 
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine()}; os.getloadavg {os.getloadavg()}")
@@ -155,7 +201,11 @@ def main() -> None:
     peaks = [matmul_peak()]
     print(f"# float32 matmul peak (2048^3 in JAX, best of 10): {peaks[0]:.1f} GFLOP/s", flush=True)
     table = []
-    for i, cfg in enumerate(args.configs.split(",")):
+    evals = []
+    if args.eval_examples:
+        evals = vaekit_eval(mnist_binarized(args.eval_examples), args.eval_samples)
+        peaks.append(matmul_peak())
+    for i, cfg in enumerate([] if args.no_train else args.configs.split(",")):
         batch, hidden = (int(v) for v in cfg.split("x"))
         n = args.examples if i == 0 or not args.sweep_examples else args.sweep_examples
         x = mnist_binarized(n)
@@ -189,6 +239,13 @@ def main() -> None:
             f"| {batch} | {hidden} | {n} | {name} | {r['seconds']:.2f} | {sps:,.0f} | {base / sps:.2f}x | "
             f"{gf:.1f} | {gf / peak:.0%} |"
         )
+    if evals:
+        fpp = eval_flops_per_pair(500)
+        print("\n| evaluation (reference model) | pairs | s | pairs/s | GFLOP/s | fraction of peak |")
+        print("|---|---|---|---|---|---|")
+        for name, pairs, sec in evals:
+            gf = pairs / sec * fpp / 1e9
+            print(f"| {name} | {pairs:,} | {sec:.2f} | {pairs / sec:,.0f} | {gf:.1f} | {gf / peak:.0%} |")
     print(
         f"\nmatmul peak over the run: {max(peaks):.1f} GFLOP/s (measurements: "
         f"{', '.join(f'{p:.0f}' for p in peaks)}); fraction of peak uses the highest."

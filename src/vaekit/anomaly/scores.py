@@ -44,6 +44,7 @@ from jaxtyping import Array, PRNGKeyArray
 from .._validate import one_of, positive_int
 from ..core import AbstractVAE, check_data, log_weights, resolve
 from ..core import elbo as _elbo
+from ..core._objectives import TILE_PAIRS
 
 METHODS = (
     "elbo",
@@ -105,10 +106,21 @@ def _score_one(model: AbstractVAE, x: Array, key: PRNGKeyArray, method: str, n_s
     raise AssertionError(method)
 
 
+#: methods that pass ``n_samples`` latent draws per example through the decoder
+SAMPLED = ("elbo", "log_likelihood", "reconstruction", "reconstruction_probability")
+
+
 def score_block(model: AbstractVAE, xb: Array, key: PRNGKeyArray, method: str, n_samples: int) -> Array:
     """Scores of the rows of ``xb [B, *data]`` -> ``[B]``, without checks or jit (a
-    traceable building block, e.g. for ``vmap`` over a stacked ensemble)."""
-    return jax.vmap(lambda xi: _score_one(model, xi[None], key, method, n_samples)[0])(xb)
+    traceable building block, e.g. for ``vmap`` over a stacked ensemble).
+
+    The rows go in groups of about ``TILE_PAIRS / n_samples`` (a ``lax.map``), so each
+    decoder pass works on about ``TILE_PAIRS`` (example, sample) pairs."""
+    group = max(1, TILE_PAIRS // (n_samples if method in SAMPLED else 1))
+    one = lambda xi: _score_one(model, xi[None], key, method, n_samples)[0]  # noqa: E731
+    if group >= xb.shape[0]:
+        return jax.vmap(one)(xb)
+    return jax.lax.map(one, xb, batch_size=group)
 
 
 @eqx.filter_jit

@@ -504,16 +504,36 @@ class Categorical(AbstractFamily):
         return _IntCategorical(logits).to_event(event_dims(logits, batch_ndim, 1))
 
 
+@jax.custom_jvp
+def softplus(x: Array) -> Array:
+    """``log(1 + exp(x))``, stable for any ``|x|``, with derivative ``sigmoid(x)``.
+
+    The same values as ``jax.nn.softplus`` but several times cheaper on CPU (one ``exp``
+    and one ``log1p`` per element; ``jax.nn.softplus`` goes through ``logaddexp``): the
+    Bernoulli log-likelihood of a 784-pixel image is one softplus per pixel, a large
+    part of a decoder's elementwise work.
+    """
+    return jnp.maximum(x, 0) + jnp.log1p(jnp.exp(-jnp.abs(x)))
+
+
+@softplus.defjvp
+def _softplus_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    e = jnp.exp(-jnp.abs(x))
+    sigmoid = jnp.where(x >= 0, 1.0, e) / (1.0 + e)
+    return jnp.maximum(x, 0) + jnp.log1p(e), sigmoid * t
+
+
 class _BernoulliLogits(nd.BernoulliLogits):
     """BernoulliLogits with a log-prob whose gradient is right at logits == 0.
 
     ``y l - softplus(l)`` equals ``y log sigmoid(l) + (1 - y) log sigmoid(-l)`` and needs
-    one softplus instead of two (``jax.nn.softplus`` is stable for any ``|l|``).
+    one softplus instead of two (:func:`softplus` is stable for any ``|l|``).
     """
 
     def log_prob(self, value):
         value = jnp.asarray(value, dtype=self.logits.dtype)
-        return value * self.logits - jax.nn.softplus(self.logits)
+        return value * self.logits - softplus(self.logits)
 
 
 def _safe(small: Array, eta: Array, fill: float = 1.0) -> Array:
@@ -590,7 +610,7 @@ class ContinuousBernoulliLogits(nd.Distribution):
 
     def log_prob(self, value):
         value = jnp.asarray(value, dtype=self.logits.dtype)
-        return value * self.logits - jax.nn.softplus(self.logits) + cb_log_normalizer(self.logits)
+        return value * self.logits - softplus(self.logits) + cb_log_normalizer(self.logits)
 
     def sample(self, key, sample_shape=()):
         shape = tuple(sample_shape) + tuple(self.batch_shape)
