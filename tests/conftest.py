@@ -15,6 +15,13 @@ else:  # an xdist worker: the controller's folder
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ["VAEKIT_TEST_JAX_CACHE"])
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# The tests' programs are small and run briefly, so compiling dominates: XLA's lowest
+# backend optimization level compiles them faster (the same operations, evaluated
+# without LLVM's optimization passes; no test asserts on speed). Subprocesses inherit it;
+# those that set their own XLA_FLAGS keep it with ``xla_flags(...)``.
+XLA_TEST_FLAGS = "--xla_backend_optimization_level=0"
+if XLA_TEST_FLAGS not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_TEST_FLAGS}".strip()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

@@ -23,7 +23,8 @@ def test_devices_flag_recorded_and_validated(tmp_path, capsys):
 
 
 def test_train_on_four_forced_cpu_devices(tmp_path):
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4".strip()
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}  # keeps the session's flags
     out = tmp_path / "run4"
     cmd = [sys.executable, "-m", "vaekit.cli", "train", *TINY, "--devices", "all", "--out", str(out)]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

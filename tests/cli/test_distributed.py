@@ -32,7 +32,8 @@ def _port() -> str:
 
 def _start(args: list[str], cwd, n: int = 2, flags: bool = True) -> list[subprocess.Popen]:
     """``n`` processes of ``vaekit train ARGS``; ``flags=False``: the TOML file in ``args`` joins them."""
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=1".strip()
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags}  # keeps the session's flags
     dist = ["--distributed", f"127.0.0.1:{_port()}", "--num-processes", str(n), "--distributed-timeout", str(TIMEOUT)]
     dist = dist if flags else []
     return [

@@ -44,7 +44,8 @@ X, make_model, leaves = _shared["X"], _shared["make_model"], _shared["leaves"]
 
 def _run(script: str, *args: str, devices: int = 1, timeout: int = 240) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=SRC, JAX_PLATFORMS="cpu")
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    # keep the session's flags (tests/conftest.py) and add the device count
+    env["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
     return subprocess.run(
         [sys.executable, "-c", SETUP + textwrap.dedent(script), *args],
         env=env,
