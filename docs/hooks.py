@@ -9,6 +9,7 @@ page always come from the code of the commit being built.
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +18,9 @@ from mkdocs.structure.files import File, Files
 
 log = logging.getLogger("mkdocs.hooks.gallery")
 NAMES = ("lattice.png", "samples.png")
+# the docstrings use Sphinx roles (:class:`X`, :func:`f`); the API pages show the name as code
+_ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj|ivar):(?=<code>)")
+_TILDE = re.compile(r"<code>~(?:[\w]+\.)*([\w]+)</code>")
 
 
 def _make_gallery(out: Path) -> None:
@@ -48,3 +52,9 @@ def on_files(files: Files, config) -> Files:
     for name in NAMES:
         files.append(File.generated(config, f"assets/gallery/{name}", abs_src_path=str(out / name)))
     return files
+
+
+def on_page_content(html: str, page, config, files) -> str:
+    if not page.file.src_uri.startswith("api/"):
+        return html
+    return _TILDE.sub(r"<code>\1</code>", _ROLE.sub("", html))

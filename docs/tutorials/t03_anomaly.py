@@ -171,7 +171,7 @@ print((work / "scores.csv").read_text().splitlines()[:3])
 # %%
 fast = dict(n_models=1, max_steps=600, patience=200) if QUICK else {}
 for kw in ({"contamination": 0.05}, {"false_alarm_rate": 0.05}):
-    det = vk.VAEDetector(random_state=0, **fast, **kw).fit(x_train)
+    det = vk.VAEDetector(random_state=0, validation_fraction=0.4, **fast, **kw).fit(x_train)
     pred = det.predict(x_test) == -1
     print(f"{kw}: threshold {det.threshold_:.2f}; flagged {pred[y_test == 1].mean():.0%} of virginica, {pred[y_test == 0].mean():.0%} of normal")
 
