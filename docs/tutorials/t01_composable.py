@@ -81,7 +81,12 @@ arrays = jax.tree_util.tree_leaves(params)
 everything = [a for a in jax.tree_util.tree_leaves(model) if eqx.is_inexact_array(a)]
 print(f"trainable arrays: {len(arrays)} of {len(everything)} float arrays")
 print(f"trainable scalars: {sum(a.size for a in arrays)}")
-print("prior: loc trainable?", vk.trainable(model).prior.loc.value, "| log_scale trainable?", vk.trainable(model).prior.log_scale)
+print(
+    "prior: loc trainable?",
+    vk.trainable(model).prior.loc.value,
+    "| log_scale trainable?",
+    vk.trainable(model).prior.log_scale,
+)
 
 # %% [markdown]
 # Each MLP with one hidden layer has two weight matrices and two bias vectors (4 arrays each),

@@ -45,8 +45,10 @@ x_test, y_test = (np.asarray(test.x) > 0.5).astype(np.float32), np.asarray(test.
 D = x_train.shape[1]
 EPOCHS = 10 if QUICK else 100
 N_TEST, IW = (300, 200) if QUICK else (1000, 5000)
-print(f"data: {name} ({'from $VAEKIT_DATA_DIR' if HAVE_MNIST else 'embedded fallback: no MNIST found'}), "
-      f"train {x_train.shape}, test {x_test.shape}; {'quick mode' if QUICK else 'full size'}: {EPOCHS} epochs")
+print(
+    f"data: {name} ({'from $VAEKIT_DATA_DIR' if HAVE_MNIST else 'embedded fallback: no MNIST found'}), "
+    f"train {x_train.shape}, test {x_test.shape}; {'quick mode' if QUICK else 'full size'}: {EPOCHS} epochs"
+)
 
 # %% [markdown]
 # ## The Python way
@@ -60,8 +62,10 @@ model = vk.VAE(
 )
 model = vk.init_output_bias(model, x_train)
 model, history = vk.fit(model, x_train, key=1, epochs=EPOCHS, batch_size=100)
-print(f"train -ELBO: epoch 1 {history['train_loss'][0]:.1f}, epoch {EPOCHS} {history['train_loss'][-1]:.1f} nats; "
-      f"{np.median(history['time'][1:]):.2f} s per epoch after the first")
+print(
+    f"train -ELBO: epoch 1 {history['train_loss'][0]:.1f}, epoch {EPOCHS} {history['train_loss'][-1]:.1f} nats; "
+    f"{np.median(history['time'][1:]):.2f} s per epoch after the first"
+)
 
 # %% [markdown]
 # ### The latent space, coloured by digit
@@ -116,6 +120,7 @@ print(f"{len(xt)} test images: ELBO {elbo:.2f} nats, log-likelihood ({IW} sample
 # folder holds `config.json`, `metrics.jsonl`, checksummed checkpoints, `model.eqx` and
 # `eval.json`.
 
+
 # %%
 def vaekit(*args):  # the `vaekit` command, run with this interpreter
     print("$ vaekit", " ".join(args))
@@ -125,8 +130,23 @@ def vaekit(*args):  # the `vaekit` command, run with this interpreter
 
 
 limit = ["--limit", str(len(x_train))] if QUICK else []
-vaekit("train", "--data", name, "--latent-dim", "2", "--hidden", "500", "--epochs", str(EPOCHS),
-       "--batch-size", "100", *limit, "--out", "runs/mnist2d", "--quiet")
+vaekit(
+    "train",
+    "--data",
+    name,
+    "--latent-dim",
+    "2",
+    "--hidden",
+    "500",
+    "--epochs",
+    str(EPOCHS),
+    "--batch-size",
+    "100",
+    *limit,
+    "--out",
+    "runs/mnist2d",
+    "--quiet",
+)
 vaekit("evaluate", "runs/mnist2d", "--split", "test", "--iw-samples", "200", "--limit", "300", "--quiet")
 vaekit("sample", "runs/mnist2d", "--grid", "10x4", "--output", "grid.png")
 vaekit("lattice", "runs/mnist2d", "--range", "3", "--size", "50", "--output", "lattice_cli.png")

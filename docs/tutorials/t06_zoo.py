@@ -57,7 +57,7 @@ vae = run("vae", "vae", **common)
 # information, which is what disentanglement studies want; the bound on log p(x) gets worse.
 
 # %%
-beta = run("beta_vae (beta=4)", "beta_vae", beta=4.0, **common)
+beta = run("beta_vae (beta=2)", "beta_vae", beta=2.0, **common)
 for label, m in (("vae", vae), ("beta_vae", beta)):
     kl = vk.kl_divergence(m.posterior(x_test), m.prior_dist())  # closed form, [297]
     active = int((np.asarray(m.posterior(x_test).base_dist.scale).mean(0) < 0.9).sum())
@@ -104,7 +104,12 @@ conc = run("discrete_vae (Concrete)", "discrete_vae", latent="concrete", latent_
 # objective. Its loss is not a bound, so compare its IWAE bound with care.
 
 # %%
-mmd = run("vae + MMD objective", "vae", fit_kwargs={"objective": vk.mmd_objective(kernel="imq", weight=10.0, beta=1.0)}, **common)
+mmd = run(
+    "vae + MMD objective",
+    "vae",
+    fit_kwargs={"objective": vk.mmd_objective(kernel="imq", weight=10.0, beta=1.0)},
+    **common,
+)
 
 # %% [markdown]
 # ## Convolutional networks
