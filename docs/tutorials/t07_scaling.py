@@ -150,7 +150,7 @@ outs = [p.communicate(timeout=600) for p in procs]
 for p, (out, err) in zip(procs, outs):
     assert p.returncode == 0, err[-2000:]
     print(out.strip())
-two_hosts = vk.load(work / "two_hosts").model
+two_hosts = vk.load(work / "two_hosts", like=new_model()).model  # a hand-built model: load into its structure
 print(f"largest difference to the single-device model: {max_diff(one, two_hosts):.2e}")
 
 # %% [markdown]
