@@ -41,7 +41,7 @@ $(DOCS_STAMP): $(STAMP)
 
 # the site: API reference from the docstrings, concepts, tutorials executed at build time -> site/
 docs: $(DOCS_STAMP)
-	MPLBACKEND=Agg $(VENV)/bin/mkdocs build --strict --site-dir site
+	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 # the built site in headless Chromium: home, an API page and a tutorial render, every image loads
 docs-check: $(DOCS_STAMP)

@@ -20,7 +20,13 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 PAGES = {
     "home": ("index.html", "vaekit"),
     "api": ("api/core/index.html", "vaekit.core"),

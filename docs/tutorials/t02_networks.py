@@ -40,7 +40,9 @@ def decoder(key):
 def train(encoder_net, name, optimizer=vk.default_optimizer(1e-2), **fit_kwargs):
     model = vk.VAE(vk.StandardNormal(L), vk.Gaussian(encoder_net, variance="diag"), decoder(jax.random.key(7)))
     model = vk.init_output_bias(model, x_train)
-    model, hist = vk.fit(model, x_train, key=0, epochs=EPOCHS, batch_size=50, x_val=x_val, optimizer=optimizer, **fit_kwargs)
+    model, hist = vk.fit(
+        model, x_train, key=0, epochs=EPOCHS, batch_size=50, x_val=x_val, optimizer=optimizer, **fit_kwargs
+    )
     print(f"{name:<28} validation -ELBO {hist['val_loss'][-1]:7.2f} nats")
     return model, hist
 

@@ -23,7 +23,6 @@ import tempfile
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from sklearn.datasets import load_iris
 from sklearn.ensemble import IsolationForest
@@ -152,7 +151,21 @@ def vaekit(*args):  # the `vaekit` command, run with this interpreter
     out.check_returncode()
 
 
-vaekit("detect", "--train", "normal.csv", "--input", "new.csv", "--output", "flagged.csv", "--save", "detector", "--explain", "2", "--seed", "0")
+vaekit(
+    "detect",
+    "--train",
+    "normal.csv",
+    "--input",
+    "new.csv",
+    "--output",
+    "flagged.csv",
+    "--save",
+    "detector",
+    "--explain",
+    "2",
+    "--seed",
+    "0",
+)
 print((work / "flagged.csv").read_text().splitlines()[0])
 print("\n".join((work / "flagged.csv").read_text().splitlines()[-3:]))
 vaekit("score", "detector", "--input", "new.csv", "--output", "scores.csv", "--method", "reconstruction")
@@ -171,9 +184,11 @@ print((work / "scores.csv").read_text().splitlines()[:3])
 # %%
 fast = dict(n_models=1, max_steps=600, patience=200) if QUICK else {}
 for kw in ({"contamination": 0.05}, {"false_alarm_rate": 0.05}):
-    det = vk.VAEDetector(random_state=0, **fast, **kw).fit(x_train)
+    det = vk.VAEDetector(random_state=0, validation_fraction=0.4, **fast, **kw).fit(x_train)
     pred = det.predict(x_test) == -1
-    print(f"{kw}: threshold {det.threshold_:.2f}; flagged {pred[y_test == 1].mean():.0%} of virginica, {pred[y_test == 0].mean():.0%} of normal")
+    print(
+        f"{kw}: threshold {det.threshold_:.2f}; flagged {pred[y_test == 1].mean():.0%} of virginica, {pred[y_test == 0].mean():.0%} of normal"
+    )
 
 # %% [markdown]
 # ## Which features make a row anomalous?

@@ -56,7 +56,10 @@ def new_model():
 
 
 def max_diff(a, b):
-    return max(float(np.max(np.abs(np.asarray(u) - np.asarray(v)))) for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+    return max(
+        float(np.max(np.abs(np.asarray(u) - np.asarray(v))))
+        for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
+    )
 
 
 # %% [markdown]
@@ -94,7 +97,11 @@ np.save(work / "x.npy", x)
 source = vk.ArraySource(np.load(work / "x.npy", mmap_mode="r"))
 print("source:", len(source), "rows of", source.example_shape)
 streamed, hs = vk.fit(
-    new_model(), source, key=1, epochs=EPOCHS, batch_size=100,
+    new_model(),
+    source,
+    key=1,
+    epochs=EPOCHS,
+    batch_size=100,
     streaming=vk.training.Streaming(max_chunk_bytes=64 * 100 * 4 * 5, prefetch=2),
 )
 print(f"streamed loss {hs['train_loss'][-1]:.4f}; largest difference to in-memory: {max_diff(one, streamed):.2e}")
@@ -110,14 +117,15 @@ print("scores of every row, 500 at a time:", scores.shape)
 
 # %%
 script = work / "train_two_hosts.py"
-script.write_text(textwrap.dedent(f"""
+script.write_text(
+    textwrap.dedent(f"""
     import sys
     import jax, numpy as np
     import vaekit as vk
 
     rank = int(sys.argv[1])
     vk.distributed.initialize("127.0.0.1:{12000 + os.getpid() % 1000}", num_processes=2, process_id=rank)
-    x = np.load("{work / 'x.npy'}")
+    x = np.load("{work / "x.npy"}")
     k1, k2 = jax.random.split(jax.random.key(0))
     model = vk.VAE(
         prior=vk.StandardNormal(2),
@@ -126,17 +134,23 @@ script.write_text(textwrap.dedent(f"""
     )
     model, h = vk.fit(model, vk.ArraySource(x), key=1, epochs={EPOCHS}, batch_size=100, devices="all")
     if vk.distributed.is_main_process():
-        vk.save("{work / 'two_hosts'}", model)
+        vk.save("{work / "two_hosts"}", model)
         print(f"process {{rank}} of {{vk.distributed.process_count()}}: {{len(jax.devices())}} devices in all, loss {{h['train_loss'][-1]:.4f}}")
     vk.distributed.barrier("saved")
-"""))
+""")
+)
 env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-procs = [subprocess.Popen([sys.executable, str(script), str(r)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+procs = [
+    subprocess.Popen(
+        [sys.executable, str(script), str(r)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    for r in range(2)
+]
 outs = [p.communicate(timeout=600) for p in procs]
 for p, (out, err) in zip(procs, outs):
     assert p.returncode == 0, err[-2000:]
     print(out.strip())
-two_hosts = vk.load(work / "two_hosts").model
+two_hosts = vk.load(work / "two_hosts", like=new_model()).model  # a hand-built model: load into its structure
 print(f"largest difference to the single-device model: {max_diff(one, two_hosts):.2e}")
 
 # %% [markdown]

@@ -84,9 +84,13 @@ model = vk.VAE(
     decoder=vk.Bernoulli(vk.MLP(2, D, hidden=(500,), activation="tanh", key=k2)),
 )
 t = time.perf_counter()
-model, history = vk.fit(model, x_train, key=1, epochs=3 if QUICK else 10, batch_size=200, optimizer=vk.default_optimizer(1e-3))
-print(f"{len(history['train_loss'])} epochs in {time.perf_counter() - t:.1f} s (the first compiles); "
-      f"per epoch after the first: {np.median(history['time'][1:]):.2f} s; final -ELBO {history['train_loss'][-1]:.1f} nats")
+model, history = vk.fit(
+    model, x_train, key=1, epochs=3 if QUICK else 10, batch_size=200, optimizer=vk.default_optimizer(1e-3)
+)
+print(
+    f"{len(history['train_loss'])} epochs in {time.perf_counter() - t:.1f} s (the first compiles); "
+    f"per epoch after the first: {np.median(history['time'][1:]):.2f} s; final -ELBO {history['train_loss'][-1]:.1f} nats"
+)
 
 # %% [markdown]
 # How the two map onto each other:
@@ -137,7 +141,12 @@ tr, te = inl[: len(inl) // 2], np.r_[inl[len(inl) // 2 :], np.flatnonzero(y == 1
 det = vk.VAEDetector(random_state=0, **(dict(n_models=1, max_steps=600, patience=200) if QUICK else {})).fit(X[tr])
 
 print(f"{what}: ROC-AUC {roc_auc_score(y[te], det.anomaly_score(X[te])):.3f}")
-print("PyOD names:", f"threshold_={det.threshold_:.2f}", f"decision_scores_{det.decision_scores_.shape}", f"labels_ sum={det.labels_.sum()}")
+print(
+    "PyOD names:",
+    f"threshold_={det.threshold_:.2f}",
+    f"decision_scores_{det.decision_scores_.shape}",
+    f"labels_ sum={det.labels_.sum()}",
+)
 print("predict_proba (PyOD's 'linear'):", np.round(det.predict_proba(X[te][:3]), 3).tolist())
 print("predict (scikit-learn, -1 = outlier):", det.predict(X[te][-5:]))
 

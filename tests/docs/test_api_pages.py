@@ -28,7 +28,9 @@ def _covered(name: str, directives: set[str]) -> bool:
     if isinstance(obj, types.ModuleType):
         return obj.__name__ in directives
     module, qualname = getattr(obj, "__module__", ""), getattr(obj, "__qualname__", "")
-    return f"{module}.{qualname}" in directives or (not module.rsplit(".", 1)[-1].startswith("_") and module in directives)
+    return f"{module}.{qualname}" in directives or (
+        not module.rsplit(".", 1)[-1].startswith("_") and module in directives
+    )
 
 
 def test_api_pages_exist():
