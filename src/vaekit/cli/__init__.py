@@ -12,6 +12,7 @@ import errno
 import importlib
 import os
 import sys
+from pathlib import Path
 
 COMMANDS = ("train", "evaluate", "sample", "reconstruct", "report", "lattice", "interpolate", "score", "detect")
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .._version import __version__
 
     parser.add_argument("--version", action="version", version=f"vaekit {__version__}")
+    parser.add_argument("--no-compile-cache", action="store_true", help=_NO_CACHE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         try:
@@ -48,7 +50,55 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         mod.add_parser(sub)
+    for p in sub.choices.values():  # also accepted after the command
+        p.add_argument("--no-compile-cache", action="store_true", default=argparse.SUPPRESS, help=_NO_CACHE_HELP)
     return parser
+
+
+_NO_CACHE_HELP = (
+    "do not use the persistent JAX compilation cache (default: compiled programs are kept in "
+    "$VAEKIT_COMPILE_CACHE_DIR or <cache folder>/jax, so a second run of the same configuration starts "
+    "sooner; VAEKIT_COMPILE_CACHE=0 also turns it off)"
+)
+
+
+def compile_cache_dir() -> Path:
+    """Where the command line keeps compiled programs: ``$VAEKIT_COMPILE_CACHE_DIR``, else
+    ``jax`` in the vaekit cache folder (``$VAEKIT_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/vaekit``, else ``~/.cache/vaekit``)."""
+    d = os.environ.get("VAEKIT_COMPILE_CACHE_DIR")
+    if d:
+        return Path(d)
+    root = os.environ.get("VAEKIT_CACHE_DIR")
+    if root:
+        return Path(root) / "jax"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache") / "vaekit" / "jax"
+
+
+def enable_compile_cache(disabled: bool = False) -> Path | None:
+    """Turn on JAX's persistent compilation cache for this process; returns its folder, or
+    None when it is off (``disabled``, ``VAEKIT_COMPILE_CACHE=0``, a cache folder set by
+    the user through JAX's own ``JAX_COMPILATION_CACHE_DIR``, which is then used as is,
+    or a folder that cannot be created: the cache is an optimisation, never an error)."""
+    if disabled or os.environ.get("VAEKIT_COMPILE_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:  # configured by the user: leave it alone
+        return None
+    path = compile_cache_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(path, os.W_OK):
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    # the epoch programs take seconds to compile; the many small helpers (data checks,
+    # key splits) a few tens of milliseconds, which adds up to seconds at start-up too
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.05)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prefix = f"vaekit {args.command}"
     try:
+        # the program (argv from the command line) only: main([...]) called from Python,
+        # e.g. by tests, leaves the process's JAX configuration alone
+        enable_compile_cache(args.no_compile_cache or argv is not None)
         return int(args.func(args) or 0)
     except KeyboardInterrupt as e:
         signum = getattr(e, "signum", 2)
