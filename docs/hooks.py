@@ -81,4 +81,5 @@ def on_files(files: Files, config) -> Files:
 def on_page_content(html: str, page, config, files) -> str:
     if not page.file.src_uri.startswith("api/"):
         return html
+    html = html.replace("::</p>", ":</p>")  # reST's "text::" before a literal block
     return _TILDE.sub(r"<code>\1</code>", _ROLE.sub("", html))

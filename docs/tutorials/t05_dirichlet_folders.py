@@ -59,8 +59,9 @@ y = np.asarray(ds.y)
 # * `sampler="implicit"` (default): numpyro's Gamma sampler with **implicit
 #   reparameterization gradients** (differentiate the CDF instead of the sampler); exact.
 # * `sampler="knowles"`: the paper's approximation of the inverse Gamma CDF (Knowles 2015),
-#   `newton_steps=k` refines it with Newton steps. With `newton_steps=0` (the paper's
-#   formula) the samples' variance is off by 14-29% for concentrations below 1.
+#   `newton_steps=k` refines it with Newton steps. Without them (`newton_steps=0`, the
+#   paper's formula) the samples are biased: their variance is too small when
+#   concentrations are small.
 #
 # A check of the two samplers' moments against the exact Dirichlet moments:
 
@@ -196,4 +197,10 @@ plt.show()
 # waveforms, and `vaekit sample`/`reconstruct`/`interpolate` write `.wav` files.
 #
 # **Full size** (`VAEKIT_DOCS_QUICK=0`):
-# FULL_RESULTS_T05
+# 1,797 images, 200 epochs then 50 resumed, 30 tone files per class; measured on the shared
+# 2-core CPU (175 s wall, 61 s CPU): image -ELBO 24.38 -> 19.99 nats after 200 epochs and
+# 19.62 after the resumed 50, no skipped steps, the prior's concentration set by the moment
+# updates to (0.95, 0.59, 0.41); audio (900 frames) -ELBO 250.2 -> 138.3 nats. The sampler
+# check is the same in both modes: the Knowles formula without Newton steps gives 60-67% of
+# the exact variance for these concentrations, with 3 steps 98-99%, the implicit sampler
+# 100-101%.

@@ -27,7 +27,14 @@ class Fixed(eqx.Module):
 
 
 def fixed(array: ArrayLike) -> Fixed:
-    """Mark ``array`` as not trainable: ``vk.fit`` leaves it bit-identical."""
+    """Mark ``array`` as not trainable: ``vk.fit`` leaves it bit-identical.
+
+    A fixed array may sit anywhere in a model (a prior parameter, a network layer, a decoder
+    scale); every vaekit function reads it through :func:`resolve`. Example, a prior whose
+    mean stays at zero while its scale trains::
+
+        prior = vk.Normal(vk.fixed(jnp.zeros(2)), jnp.ones(2))
+    """
     if isinstance(array, Fixed):
         return array
     return Fixed(jnp.asarray(array))
@@ -54,7 +61,11 @@ def value(a: Any) -> Any:
 def trainable(model: Any) -> Any:
     """Filter spec for ``eqx.partition``: True for trainable float arrays.
 
-    Arrays wrapped by :func:`fixed` and non-float leaves are False.
+    Arrays wrapped by :func:`fixed` and non-float leaves are False. ``vk.fit`` hands it to
+    the optimizer; to count what trains::
+
+        params, _ = eqx.partition(model, vk.trainable(model))
+        n = sum(a.size for a in jax.tree_util.tree_leaves(params))
     """
 
     def spec(node):

@@ -76,7 +76,17 @@ class AbstractVAE(eqx.Module):
 class VAE(AbstractVAE):
     """A variational autoencoder; an equinox module holding all its parameters.
 
-    ``VAE(prior, encoder, decoder)``: see :class:`AbstractVAE` for the parts.
+    ``VAE(prior, encoder, decoder)``: see :class:`AbstractVAE` for the parts. Example, a
+    2-D Gaussian latent for 784-pixel binary images::
+
+        k1, k2 = jax.random.split(jax.random.key(0))
+        model = vk.VAE(
+            prior=vk.StandardNormal(2),
+            encoder=vk.Gaussian(vk.MLP(784, 2 * 2, hidden=(500,), key=k1), variance="diag"),
+            decoder=vk.Bernoulli(vk.MLP(2, 784, hidden=(500,), key=k2)),
+        )
+        model.posterior(x)  # q(z|x) for x [batch, 784]: batch shape [batch], event shape [2]
+        model.latent_shape, model.data_shape  # (2,), (784,)
     """
 
     def prior_dist(self) -> nd.Distribution:
