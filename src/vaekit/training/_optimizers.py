@@ -101,8 +101,10 @@ def clip_skip_nonfinite(
         finite = jnp.isfinite(norm)
         count = jnp.where(finite, 0, state.notfinite_count + 1)
         apply = finite | (count > max_consecutive_errors)
-        clip = norm < clip_norm  # as optax.clip_by_global_norm
-        updates = jax.tree.map(lambda t: jnp.where(clip, t, (t / norm.astype(t.dtype)) * clip_norm), updates)
+        # as optax.clip_by_global_norm, as one scalar factor: a multiplication XLA fuses into
+        # each consumer, where a per-element division is computed once and stored
+        scale = jnp.where(norm < clip_norm, 1.0, clip_norm / norm)
+        updates = jax.tree.map(lambda t: t * scale.astype(t.dtype), updates)
         new_updates, new_inner = inner.update(updates, state.inner_state, params)
         new_updates = jax.tree.map(lambda u: jnp.where(apply, u, jnp.zeros_like(u)), new_updates)
         new_inner = jax.tree.map(lambda n, o: jnp.where(apply, n, o), new_inner, state.inner_state)
