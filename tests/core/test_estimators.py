@@ -21,8 +21,13 @@ def flat(tree):
     return jnp.concatenate([jnp.ravel(a) for a in jax.tree_util.tree_leaves(tree)])
 
 
+@eqx.filter_jit  # one program per estimator (eager dispatch compiles every operation on its own)
 def repeated(model, x, keys, **kw):
     return jax.vmap(lambda k: flat(enc_grads(model, x, k, **kw)))(keys)
+
+
+elbo_jit = eqx.filter_jit(vk.elbo)
+iwae_bound_jit = eqx.filter_jit(vk.iwae_bound)
 
 
 def assert_same_mean(a, b, exact=None):
@@ -83,7 +88,7 @@ def test_reinforce_unbiased_against_enumeration(getkey, n_samples):
     se = np.asarray(est).std(0) / np.sqrt(len(keys))
     assert np.all(np.abs(np.asarray(est).mean(0) - np.asarray(exact)) < 4.5 * se + 1e-3)
     # the value is the ELBO, unchanged by the surrogate term
-    v = vk.elbo(model, x, getkey(), n_samples=20_000, kl="mc")
+    v = elbo_jit(model, x, getkey(), n_samples=20_000, kl="mc")
     np.testing.assert_allclose(v, exact_elbo(model, x), atol=0.05)
 
 
@@ -100,7 +105,7 @@ def test_estimator_choice_and_errors(getkey):
     with pytest.raises(ValueError, match="Valid values: 'auto', 'reparam', 'reinforce'"):
         vk.elbo(model, x, getkey(), estimator="score")
     # analytic Bernoulli KL exists and agrees with the MC version
-    a = vk.elbo(model, x, getkey(), kl="analytic", n_samples=20_000)
+    a = elbo_jit(model, x, getkey(), kl="analytic", n_samples=20_000)
     np.testing.assert_allclose(a, exact_elbo(model, x), atol=0.05)
 
 
@@ -110,10 +115,12 @@ def test_iwae_vimco_gradient_is_finite_and_bound_holds(getkey):
     g = flat(enc_grads(model, x, getkey(), n_samples=1))
     assert bool(jnp.all(jnp.isfinite(g)))
     diff, static = eqx.partition(model, vk.trainable(model))
-    gi = jax.grad(lambda d: jnp.mean(vk.iwae_bound(eqx.combine(d, static), x, getkey(), k=8)))(diff)
+    gi = eqx.filter_jit(jax.grad(lambda d, k: jnp.mean(vk.iwae_bound(eqx.combine(d, static), x, k, k=8))))(
+        diff, getkey()
+    )
     assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree_util.tree_leaves(gi))
     xr = jnp.repeat(x, 400, 0)  # average out the Monte Carlo noise of each bound
-    b1, b8, b64 = (float(vk.iwae_bound(model, xr, getkey(), k=k).mean()) for k in (1, 8, 64))
+    b1, b8, b64 = (float(iwae_bound_jit(model, xr, getkey(), k=k).mean()) for k in (1, 8, 64))
     assert b1 < b8 < b64
     # exact log p(x) by enumeration bounds them all
     q_all = jnp.array([[a, b] for a in (0.0, 1.0) for b in (0.0, 1.0)])

@@ -11,6 +11,11 @@ import vaekit as vk
 
 DZ, DX = 2, 5
 
+# Each estimate compiled as one program (eager dispatch compiles every operation on its own:
+# several times slower here); the values are those of the plain calls.
+elbo_jit = eqx.filter_jit(vk.elbo)
+iwae_bound_jit = eqx.filter_jit(vk.iwae_bound)
+
 
 def inv_softplus(y):
     return np.log(np.expm1(y))
@@ -59,7 +64,7 @@ def test_log_likelihood_matches_exact_marginal(getkey):
     ll = vk.log_likelihood(model, x, getkey(), n_samples=5000)
     exact = exact_logp(x, b, cov)
     assert np.max(np.abs(np.asarray(ll) - exact)) < 0.05
-    elbo = np.asarray(vk.elbo(model, x, getkey(), n_samples=4000))
+    elbo = np.asarray(elbo_jit(model, x, getkey(), n_samples=4000))
     assert np.all(elbo < exact + 0.02)  # a bound, up to Monte Carlo error of the estimate
     assert np.mean(exact - elbo) > 0.01  # strict on average: diagonal q is not the posterior
 
@@ -70,18 +75,18 @@ def test_elbo_is_exact_with_the_true_posterior(getkey):
     model, (b, cov) = linear_gaussian(getkey(), dz=1, widen=1.0)
     x = np.random.default_rng(1).multivariate_normal(b, cov, size=16).astype(np.float32)
     exact = exact_logp(x, b, cov)
-    np.testing.assert_allclose(vk.elbo(model, x, getkey(), kl="mc"), exact, atol=2e-3)
+    np.testing.assert_allclose(elbo_jit(model, x, getkey(), kl="mc"), exact, atol=2e-3)
     # With the closed-form KL only the expectation is exact.
-    np.testing.assert_allclose(vk.elbo(model, x, getkey(), kl="analytic", n_samples=20_000), exact, atol=0.03)
-    np.testing.assert_allclose(vk.iwae_bound(model, x, getkey(), k=7), exact, atol=2e-3)
+    np.testing.assert_allclose(elbo_jit(model, x, getkey(), kl="analytic", n_samples=20_000), exact, atol=0.03)
+    np.testing.assert_allclose(iwae_bound_jit(model, x, getkey(), k=7), exact, atol=2e-3)
 
 
 def test_iwae_at_least_elbo_and_nondecreasing(getkey):
     model, (b, cov) = linear_gaussian(getkey(), widen=2.0, offset=0.7)
     x = np.random.default_rng(2).multivariate_normal(b, cov, size=256).astype(np.float32)
     exact = exact_logp(x, b, cov).mean()
-    elbo = float(vk.elbo(model, x, getkey(), n_samples=64).mean())
-    bounds = [float(vk.iwae_bound(model, x, getkey(), k=k).mean()) for k in (1, 4, 16, 64, 256)]
+    elbo = float(elbo_jit(model, x, getkey(), n_samples=64).mean())
+    bounds = [float(iwae_bound_jit(model, x, getkey(), k=k).mean()) for k in (1, 4, 16, 64, 256)]
     assert abs(bounds[0] - elbo) < 0.1  # k = 1 is the ELBO
     assert all(a <= b_ + 0.02 for a, b_ in zip(bounds, bounds[1:])), bounds
     assert bounds[-1] > elbo + 0.1
@@ -92,8 +97,8 @@ def test_analytic_and_mc_kl_elbo_agree(getkey):
     model, (b, cov) = linear_gaussian(getkey(), offset=0.5)
     x = np.random.default_rng(3).multivariate_normal(b, cov, size=32).astype(np.float32)
     key = getkey()
-    a = vk.elbo(model, x, key, n_samples=20_000, kl="analytic")
-    m = vk.elbo(model, x, key, n_samples=20_000, kl="mc")
+    a = elbo_jit(model, x, key, n_samples=20_000, kl="analytic")
+    m = elbo_jit(model, x, key, n_samples=20_000, kl="mc")
     np.testing.assert_allclose(a, m, atol=0.05)
 
 
@@ -101,7 +106,7 @@ def test_beta_weights_the_kl(getkey):
     model, (b, cov) = linear_gaussian(getkey(), offset=0.5)
     x = np.random.default_rng(4).multivariate_normal(b, cov, size=8).astype(np.float32)
     key = getkey()
-    e1, e0, e2 = (vk.elbo(model, x, key, beta=bb) for bb in (1.0, 0.0, 2.0))
+    e1, e0, e2 = (elbo_jit(model, x, key, beta=bb) for bb in (1.0, 0.0, 2.0))
     kl = e0 - e1
     assert np.all(np.asarray(kl) > 0)
     np.testing.assert_allclose(e2, e0 - 2 * kl, rtol=1e-5, atol=1e-4)
