@@ -13,6 +13,12 @@ compiles; the faster of epochs 2 and 3). PyTorch runs in ``--torch-python`` (an 
 ``pip install torch==2.13.0``, and ``pythae`` if it installs), timed on one epoch after
 20 warm-up steps, with ``os.cpu_count()`` threads or ``$VAEKIT_BENCH_TORCH_THREADS``; pythae through its ``TrainingPipeline`` (one epoch, as a user runs it).
 
+Evaluation (``--eval-examples``, ``--eval-samples``): ``vk.log_likelihood``,
+``vk.iwae_bound`` and the anomaly ``log_likelihood`` score of the reference model, as
+(example, sample) pairs per second and a fraction of the peak (one decoder pass per pair).
+Every fraction of peak is also given in CPU time (both sides of the ratio), which a
+shared machine disturbs much less than the wall time.
+
     python bench/throughput.py --torch-python /work/venv-bench/bin/python
 """
 
