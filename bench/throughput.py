@@ -13,6 +13,12 @@ compiles; the faster of epochs 2 and 3). PyTorch runs in ``--torch-python`` (an 
 ``pip install torch==2.13.0``, and ``pythae`` if it installs), timed on one epoch after
 20 warm-up steps, with ``os.cpu_count()`` threads or ``$VAEKIT_BENCH_TORCH_THREADS``; pythae through its ``TrainingPipeline`` (one epoch, as a user runs it).
 
+Evaluation (``--eval-examples``, ``--eval-samples``): ``vk.log_likelihood``,
+``vk.iwae_bound`` and the anomaly ``log_likelihood`` score of the reference model, as
+(example, sample) pairs per second and a fraction of the peak (one decoder pass per pair).
+Every fraction of peak is also given in CPU time (both sides of the ratio), which a
+shared machine disturbs much less than the wall time.
+
     python bench/throughput.py --torch-python /work/venv-bench/bin/python
 """
 
@@ -39,17 +45,34 @@ import vaekit as vk  # noqa: E402
 
 
 def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
-    """Best float32 GFLOP/s of an ``n x n @ n x n`` matmul in JAX."""
+    """Best float32 GFLOP/s of an ``n x n @ n x n`` matmul in JAX (wall time); also
+    records the CPU-time rate in ``CPU_PEAKS`` (see :func:`cpu_rate`)."""
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
     b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
     f = jax.jit(lambda a, b: a @ b)
     f(a, b).block_until_ready()
-    best = float("inf")
+    best = best_cpu = float("inf")
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         f(a, b).block_until_ready()
         best = min(best, time.perf_counter() - t0)
+        best_cpu = min(best_cpu, time.process_time() - c0)
+    CPU_PEAKS.append(cpu_rate(2 * n**3, best_cpu))
     return 2 * n**3 / best / 1e9
+
+
+#: matmul peaks measured in CPU time (GFLOP/s if every core were this process's)
+CPU_PEAKS: list[float] = []
+
+
+def cpu_rate(flops: float, cpu_seconds: float) -> float:
+    """GFLOP/s from the process's CPU time, scaled to all its cores: ``flops / (cpu_seconds
+    / cores)``. On a machine shared with other jobs the wall time grows with the load,
+    the CPU time much less, so fractions of peak computed from CPU time on both sides
+    are comparable between runs under different loads (they assume the work spreads
+    over all cores; on an idle machine the wall-time fraction is the real one)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return flops / (cpu_seconds / cores) / 1e9
 
 
 def flops_per_example(hidden: int, d: int = 784, latent: int = 2) -> int:
@@ -81,8 +104,8 @@ def reference_model(hidden: int = 500) -> vk.VAE:
     )
 
 
-def vaekit_eval(x: np.ndarray, n_samples: int, hidden: int = 500) -> list[tuple[str, int, float]]:
-    """``(name, pairs, seconds)`` of ``vk.log_likelihood``, ``vk.iwae_bound`` and the
+def vaekit_eval(x: np.ndarray, n_samples: int, hidden: int = 500) -> list[tuple[str, int, float, float]]:
+    """``(name, pairs, seconds, CPU seconds)`` of ``vk.log_likelihood``, ``vk.iwae_bound`` and the
     anomaly ``log_likelihood`` score on ``x`` with ``n_samples`` samples per example
     (best of two runs after a compiling one)."""
     model = reference_model(hidden)
@@ -102,20 +125,31 @@ def vaekit_eval(x: np.ndarray, n_samples: int, hidden: int = 500) -> list[tuple[
     out = []
     for name, n, f in cases:
         jax.block_until_ready(f())
-        best = float("inf")
+        best = best_cpu = float("inf")
         for _ in range(2):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             jax.block_until_ready(f())
             best = min(best, time.perf_counter() - t0)
-        out.append((name, n * n_samples, best))
+            best_cpu = min(best_cpu, time.process_time() - c0)
+        out.append((name, n * n_samples, best, best_cpu))
         print(f"# done: {name}: {n} x {n_samples} in {best:.2f} s", flush=True)
     return out
 
 
 def vaekit_epoch(x: np.ndarray, batch: int, hidden: int) -> dict:
     model = reference_model(hidden)
-    _, h = vk.fit(model, x, key=jax.random.key(1), epochs=3, batch_size=batch, optimizer=optax.adam(1e-3))
-    return dict(seconds=min(h["time"][1:]), steps=len(x) // batch, loss=h["train_loss"][-1])
+    cpu = [time.process_time()]
+    _, h = vk.fit(
+        model,
+        x,
+        key=jax.random.key(1),
+        epochs=3,
+        batch_size=batch,
+        optimizer=optax.adam(1e-3),
+        callback=lambda st: cpu.append(time.process_time()),
+    )
+    cpu_s = min(b - a for a, b in zip(cpu[1:-1], cpu[2:]))  # epochs 2 and 3
+    return dict(seconds=min(h["time"][1:]), cpu_seconds=cpu_s, steps=len(x) // batch, loss=h["train_loss"][-1])
 
 
 def plain_jax_epoch(x: np.ndarray, batch: int, hidden: int) -> dict:
@@ -225,30 +259,42 @@ def main() -> None:
             print(f"# done: {batch}x{hidden} {name}: {took}", flush=True)
     peaks.append(matmul_peak())
     peak = max(peaks)  # the machine's limit: the best measurement of the run
+    cpu_peak = max(CPU_PEAKS)
+
+    def cpu_frac(flops: float, cpu_s: float | None) -> str:
+        return "" if not cpu_s else f"{cpu_rate(flops, cpu_s) / cpu_peak:.0%}"
+
     print(
-        "\n| batch | hidden | images | framework | s/epoch | samples/s | ratio vs vaekit | GFLOP/s | fraction of peak |"
+        "\n| batch | hidden | images | framework | s/epoch | samples/s | ratio vs vaekit | GFLOP/s | fraction of peak "
+        "| fraction of peak, CPU time |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for batch, hidden, n, name, r, fpe, base in table:
         if isinstance(r, str):
-            print(f"| {batch} | {hidden} | {n} | {name} | failed: {r} | | | | |")
+            print(f"| {batch} | {hidden} | {n} | {name} | failed: {r} | | | | | |")
             continue
         sps = r["steps"] * batch / r["seconds"]
         gf = sps * fpe / 1e9
         print(
             f"| {batch} | {hidden} | {n} | {name} | {r['seconds']:.2f} | {sps:,.0f} | {base / sps:.2f}x | "
-            f"{gf:.1f} | {gf / peak:.0%} |"
+            f"{gf:.1f} | {gf / peak:.0%} | {cpu_frac(r['steps'] * batch * fpe, r.get('cpu_seconds'))} |"
         )
     if evals:
         fpp = eval_flops_per_pair(500)
-        print("\n| evaluation (reference model) | pairs | s | pairs/s | GFLOP/s | fraction of peak |")
-        print("|---|---|---|---|---|---|")
-        for name, pairs, sec in evals:
+        print(
+            "\n| evaluation (reference model) | pairs | s | pairs/s | GFLOP/s | fraction of peak | fraction of peak, CPU time |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for name, pairs, sec, cpu_s in evals:
             gf = pairs / sec * fpp / 1e9
-            print(f"| {name} | {pairs:,} | {sec:.2f} | {pairs / sec:,.0f} | {gf:.1f} | {gf / peak:.0%} |")
+            print(
+                f"| {name} | {pairs:,} | {sec:.2f} | {pairs / sec:,.0f} | {gf:.1f} | {gf / peak:.0%} | "
+                f"{cpu_frac(pairs * fpp, cpu_s)} |"
+            )
     print(
         f"\nmatmul peak over the run: {max(peaks):.1f} GFLOP/s (measurements: "
-        f"{', '.join(f'{p:.0f}' for p in peaks)}); fraction of peak uses the highest."
+        f"{', '.join(f'{p:.0f}' for p in peaks)}); fraction of peak uses the highest. In CPU time: "
+        f"{cpu_peak:.1f} GFLOP/s for all cores (measurements: {', '.join(f'{p:.0f}' for p in CPU_PEAKS)})."
     )
     print(
         "FLOPs per example (matmuls, fwd+bwd): "

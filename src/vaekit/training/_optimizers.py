@@ -52,7 +52,7 @@ def default_optimizer(
 
 
 def _default_optimizer(learning_rate, clip_norm):
-    return clip_skip_nonfinite(optax.adam(learning_rate), clip_norm, max_consecutive_errors=10)
+    return clip_skip_adam(learning_rate, clip_norm, max_consecutive_errors=10)
 
 
 def _optimizer(learning_rate, clip_norm, b1, b2, weight_decay, skip_nonfinite):
@@ -61,7 +61,10 @@ def _optimizer(learning_rate, clip_norm, b1, b2, weight_decay, skip_nonfinite):
     else:
         inner = optax.adam(learning_rate, b1=b1, b2=b2)
     if skip_nonfinite:
-        return clip_skip_nonfinite(inner, float("inf") if clip_norm is None else clip_norm, max_consecutive_errors=10)
+        clip = float("inf") if clip_norm is None else clip_norm
+        if not weight_decay:
+            return clip_skip_adam(learning_rate, clip, b1=b1, b2=b2, max_consecutive_errors=10)
+        return clip_skip_nonfinite(inner, clip, max_consecutive_errors=10)
     if clip_norm is None:
         return inner
     return optax.chain(optax.clip_by_global_norm(clip_norm), inner)
@@ -110,6 +113,57 @@ def clip_skip_nonfinite(
         new_inner = jax.tree.map(lambda n, o: jnp.where(apply, n, o), new_inner, state.inner_state)
         total = state.total_notfinite + (~finite).astype(jnp.int32)
         return new_updates, SkipNonFiniteState(new_inner, count, total)
+
+    return optax.GradientTransformation(init, update)
+
+
+def clip_skip_adam(
+    learning_rate: float | optax.Schedule,
+    clip_norm: float,
+    *,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    max_consecutive_errors: int = 10,
+) -> optax.GradientTransformation:
+    """``clip_skip_nonfinite(optax.adam(learning_rate, b1, b2, eps), clip_norm)`` with the
+    same state (checkpoints of either load into the other) and the same updates, written
+    so that each step reads Adam's moments once.
+
+    With the optax composition XLA computes the new moments twice per step: once to
+    store them and once, fused, inside the parameter update, which still needs the old
+    moments after they were overwritten, so it copies them first (two extra passes over
+    every large parameter). Here the new (selected) moments are materialised first
+    (``lax.optimization_barrier``) and the update reads them.
+    """
+    ref = optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)
+    lr_tx = optax.scale_by_learning_rate(learning_rate)
+
+    def init(params):
+        zero = jnp.zeros([], jnp.int32)
+        return SkipNonFiniteState(ref.init(params), zero, zero)
+
+    def update(grads, state, params=None):
+        norm = optax.tree.norm(grads)
+        finite = jnp.isfinite(norm)
+        count = jnp.where(finite, 0, state.notfinite_count + 1)
+        apply = finite | (count > max_consecutive_errors)
+        scale = jnp.where(norm < clip_norm, 1.0, clip_norm / norm)
+        g = jax.tree.map(lambda t: t * scale.astype(t.dtype), grads)
+        adam, lr_state = state.inner_state
+        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(apply, n, o), new, old)  # noqa: E731
+        mu = keep(optax.tree.update_moment(g, adam.mu, b1, 1), adam.mu)
+        nu = keep(optax.tree.update_moment_per_elem_norm(g, adam.nu, b2, 2), adam.nu)
+        step = optax.safe_increment(adam.count)
+        mu, nu = jax.lax.optimization_barrier((mu, nu))
+        mu_hat = optax.tree.bias_correction(mu, b1, step)
+        nu_hat = optax.tree.bias_correction(nu, b2, step)
+        updates = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, nu_hat)
+        updates, new_lr_state = lr_tx.update(updates, lr_state, params)
+        updates = jax.tree.map(lambda u: jnp.where(apply, u, jnp.zeros_like(u)), updates)
+        adam = type(adam)(count=jnp.where(apply, step, adam.count), mu=mu, nu=nu)
+        total = state.total_notfinite + (~finite).astype(jnp.int32)
+        return updates, SkipNonFiniteState((adam, keep(new_lr_state, lr_state)), count, total)
 
     return optax.GradientTransformation(init, update)
 
