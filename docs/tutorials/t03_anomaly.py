@@ -204,7 +204,8 @@ counts = np.bincount(ex.top_features[:, 0], minlength=4)
 for i in np.argsort(-counts):
     print(f"{names_[i]:<14} is the top feature for {counts[i]:>2} of 50 virginica")
 print("contributions of the first virginica (nats):", np.round(ex.contributions[0], 2))
-#
+
+# %% [markdown]
 # **Full size**, measured (`VAEKIT_DOCS_QUICK=0`, shared 2-core CPU, 422 s wall, 177 s CPU):
 # iris with 1,000 epochs: ROC-AUC 0.986 (`elbo`), 0.982 (`reconstruction`), 0.984
 # (`reconstruction_probability`), 0.955 (`latent`), 0.980 (`jacodeco`); 98% of virginica and
