@@ -204,3 +204,21 @@ counts = np.bincount(ex.top_features[:, 0], minlength=4)
 for i in np.argsort(-counts):
     print(f"{names_[i]:<14} is the top feature for {counts[i]:>2} of 50 virginica")
 print("contributions of the first virginica (nats):", np.round(ex.contributions[0], 2))
+
+# %% [markdown]
+# **Full size**, measured (`VAEKIT_DOCS_QUICK=0`, shared 2-core CPU, 422 s wall, 177 s CPU):
+# iris with 1,000 epochs: ROC-AUC 0.986 (`elbo`), 0.982 (`reconstruction`), 0.984
+# (`reconstruction_probability`), 0.955 (`latent`), 0.980 (`jacodeco`); 98% of virginica and
+# 14% of the normal flowers flagged at the 95% training quantile. The default `VAEDetector`
+# against kNN and IsolationForest, ROC-AUC as the mean over 5 seeds:
+#
+# | dataset | VAEDetector | kNN | IsolationForest |
+# |---|---:|---:|---:|
+# | wine | 0.956 | 0.953 | 0.891 |
+# | WBC | 0.982 | 0.990 | 0.994 |
+# | cardio | 0.945 | 0.944 | 0.950 |
+# | satimage-2 | 0.999 | 0.999 | 0.994 |
+#
+# With the default detector on iris, `contamination=0.05` and `false_alarm_rate=0.05` both
+# flagged 98% of virginica and 10% of the normal flowers; the top feature was the petal width
+# for 34 and the petal length for 16 of the 50 virginica.
