@@ -5,7 +5,8 @@ default in the command line).
 Measures the wall time from starting the process to the first finished epoch (the
 first row of the run's ``metrics.jsonl``) and to the process's exit, for: a cold run with
 a fresh cache folder, a warm run with the same folder, and a run with
-``--no-compile-cache``. Each measurement pair uses a new temporary cache folder
+``--no-compile-cache``, and each run's CPU time (all its threads; a shared machine
+disturbs it less than the wall time). Each measurement pair uses a new temporary cache folder
 (``VAEKIT_COMPILE_CACHE_DIR``) and run folder; ``--repeats`` pairs are measured.
 
     VAEKIT_DATA_DIR=/work/shared/data python bench/startup.py [--repeats 2] [-- extra train flags]
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -30,8 +32,15 @@ from _data import machine  # noqa: E402
 DEFAULT = ["--data", "mnist", "--latent-dim", "2", "--hidden", "500", "--batch-size", "200", "--epochs", "1"]
 
 
-def timed_run(flags: list[str], cache: Path | None, out: Path) -> tuple[float, float]:
-    """``(seconds to the first finished epoch, seconds to exit)`` of one ``vaekit train``."""
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def timed_run(flags: list[str], cache: Path | None, out: Path) -> tuple[float, float, float]:
+    """``(seconds to the first finished epoch, seconds to exit, CPU seconds of the whole
+    process)`` of one ``vaekit train``."""
+    cpu0 = children_cpu()
     env = dict(os.environ)
     if cache is not None:
         env["VAEKIT_COMPILE_CACHE_DIR"] = str(cache)
@@ -49,7 +58,7 @@ def timed_run(flags: list[str], cache: Path | None, out: Path) -> tuple[float, f
     end = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"vaekit train failed ({proc.returncode}): {proc.stderr.read() if proc.stderr else ''}")
-    return (first if first is not None else end), end
+    return (first if first is not None else end), end, children_cpu() - cpu0
 
 
 def main() -> None:
@@ -67,18 +76,26 @@ def main() -> None:
             cache = root / f"cache{r}"
             for name, c in (("cold (empty cache)", cache), ("warm (second run)", cache), ("--no-compile-cache", None)):
                 out = root / f"run{r}-{len(rows)}"
-                first, end = timed_run(flags, c, out)
+                first, end, cpu = timed_run(flags, c, out)
                 shutil.rmtree(out, ignore_errors=True)
-                rows.append((r, name, first, end))
-                print(f"# pair {r}: {name}: first epoch after {first:.2f} s, exit after {end:.2f} s", flush=True)
+                rows.append((r, name, first, end, cpu))
+                print(
+                    f"# pair {r}: {name}: first epoch after {first:.2f} s, exit after {end:.2f} s, {cpu:.2f} CPU-s",
+                    flush=True,
+                )
             size = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file())
             print(f"# pair {r}: cache {size / 2**20:.1f} MiB in {sum(1 for _ in cache.rglob('*'))} files", flush=True)
-    print("\n| pair | run | first finished epoch (s) | exit (s) |\n|---|---|---|---|")
-    for r, name, first, end in rows:
-        print(f"| {r} | {name} | {first:.2f} | {end:.2f} |")
+    print("\n| pair | run | first finished epoch (s) | exit (s) | CPU time of the run (s) |\n|---|---|---|---|---|")
+    for r, name, first, end, cpu in rows:
+        print(f"| {r} | {name} | {first:.2f} | {end:.2f} | {cpu:.2f} |")
     for r in range(args.repeats):
-        cold, warm = (row[2] for row in rows if row[0] == r and row[1] != "--no-compile-cache")
-        print(f"pair {r}: the warm run reached its first finished epoch {cold / warm:.2f}x sooner than the cold one")
+        (cold, cold_cpu), (warm, warm_cpu) = (
+            (row[2], row[4]) for row in rows if row[0] == r and row[1] != "--no-compile-cache"
+        )
+        print(
+            f"pair {r}: the warm run reached its first finished epoch {cold / warm:.2f}x sooner than the cold one "
+            f"and used {cold_cpu / warm_cpu:.2f}x less CPU time (the whole run: one epoch, then exit)"
+        )
     print(f"\n# end: os.getloadavg {os.getloadavg()}")
 
 

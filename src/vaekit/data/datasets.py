@@ -225,7 +225,8 @@ def _idx_loader(name: str):
                 f"{name}: {paths[0].name} {images.shape} and {paths[1].name} {labels.shape} do not "
                 "form an image set with one label per image; the files are corrupt or swapped."
             )
-        x = images.reshape(len(images), -1).astype(np.float32) / 255.0
+        x = images.reshape(len(images), -1).astype(np.float32)
+        x /= 255.0  # in place: the same values without a second 188 MB array for MNIST
         meta = {
             "image_shape": tuple(images.shape[1:]),
             "classes": list(range(10)),

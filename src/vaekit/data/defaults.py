@@ -25,6 +25,7 @@ and what is thrown away (binarization, clipping).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -104,6 +105,13 @@ class DataSummary:
         return d
 
 
+def _all(a: np.ndarray, pred: Callable[[np.ndarray], np.ndarray], chunk: int = 1 << 20) -> bool:
+    """``np.all(pred(a))``, a million elements at a time, stopping at the first chunk with a
+    ``False`` (grey-scale images fail the "binary" and "integer" tests in their first rows)."""
+    flat = a.reshape(-1)
+    return all(bool(np.all(pred(flat[i : i + chunk]))) for i in range(0, flat.size, chunk))
+
+
 def summarize(x: Any, meta: dict | None = None, n: int | None = None) -> DataSummary:
     """Summarise data ``x [rows, *shape]`` (a sample of the training split is enough).
 
@@ -115,7 +123,7 @@ def summarize(x: Any, meta: dict | None = None, n: int | None = None) -> DataSum
     if a.ndim < 2 or a.shape[0] == 0:
         raise ValueError(f"summarize needs data [rows, ...] with at least one row, got shape {a.shape}.")
     lo, hi = float(np.min(a)), float(np.max(a))
-    integer = bool(np.all(np.equal(np.mod(a, 1), 0)))
+    integer = _all(a, lambda v: np.equal(np.mod(v, 1), 0))
     shape = tuple(int(s) for s in a.shape[1:])
     image_shape = meta.get("image_shape")
     if image_shape is None and len(shape) in (2, 3) and not meta.get("audio"):
@@ -123,7 +131,7 @@ def summarize(x: Any, meta: dict | None = None, n: int | None = None) -> DataSum
     image_shape = tuple(int(s) for s in image_shape) if image_shape is not None else None
     unit = lo >= 0 and hi <= 1
     byte = integer and lo >= 0 and hi <= 255
-    if bool(np.all((a == 0) | (a == 1))):
+    if _all(a, lambda v: (v == 0) | (v == 1)):
         kind = "binary"
     elif meta.get("audio") and lo >= -1 and hi <= 1:
         kind = "audio"

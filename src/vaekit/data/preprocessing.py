@@ -59,7 +59,11 @@ class Preprocessor:
         """
         if kind not in KINDS:
             raise ValueError(f"Unknown preprocessing {kind!r}. Valid values: {', '.join(KINDS)}.")
-        x = np.asarray(x_train, np.float64)
+        x = np.asarray(x_train)
+        if kind in ("standardize", "minmax") or not (
+            np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.bool_)
+        ):  # statistics in float64; other kinds only compare values, which needs no copy
+            x = np.asarray(x, np.float64)
         if kind == "standardize":
             std = x.std(0)
             return cls(kind, {"mean": x.mean(0).tolist(), "std": np.where(std > 0, std, 1.0).tolist()})
