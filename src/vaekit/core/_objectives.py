@@ -173,8 +173,8 @@ def elbo(
 
 #: (example, latent sample) pairs the evaluation functions pass through the decoder at
 #: once: enough rows for efficient matmuls, few enough that the decoder's activations stay
-#: in the CPU caches (a 784-500-2 decoder runs about twice as fast on tiles of 4096
-#: pairs as on 65,536 pairs at once; BENCHMARKS.md).
+#: in the CPU caches (a 784-500-2 decoder with its Bernoulli log-prob ran 1.3-2x faster
+#: on tiles of 2048-8192 pairs than on 32,768 or more at once; BENCHMARKS.md).
 TILE_PAIRS = 4096
 
 
