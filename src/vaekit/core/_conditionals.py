@@ -154,7 +154,7 @@ class AbstractFamily(Conditional):
         self_ = resolve(self)
         x = jnp.asarray(x)
         if batch_ndim >= 1:
-            _check_input(self_, x, batch_ndim)
+            check_input(self_, x, batch_ndim)
         if batch_ndim == 0:
             params = self_._params(x)
         else:
@@ -193,7 +193,7 @@ def input_size(net: Any) -> int | None:
     return None
 
 
-def _check_input(cond: AbstractFamily, x: Array, batch_ndim: int) -> None:
+def check_input(cond: AbstractFamily, x: Array, batch_ndim: int) -> None:
     """Trace-time shape check: ``x`` must be ``[*batch, *example]`` with the network's input size."""
     size = input_size(cond.net)
     if size is None or x.ndim < batch_ndim:

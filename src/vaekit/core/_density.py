@@ -24,7 +24,7 @@ from jax.typing import ArrayLike
 from jaxtyping import Array
 from numpyro.distributions import constraints
 
-from ._conditionals import Conditional, _check_input
+from ._conditionals import Conditional, check_input
 from ._fixed import resolve, value
 from ._priors import Prior
 
@@ -265,7 +265,7 @@ class DensityConditional(Conditional):
         self_ = resolve(self)
         x = jnp.asarray(x)
         if batch_ndim >= 1:
-            _check_input(self_, x, batch_ndim)  # type: ignore[arg-type]
+            check_input(self_, x, batch_ndim)  # type: ignore[arg-type]
             out = _flat_map(self_.net, tuple(x.shape[:batch_ndim]), x)
         else:
             out = self_.net(x)
