@@ -100,14 +100,7 @@ def clip_skip_nonfinite(
         return SkipNonFiniteState(inner.init(params), zero, zero)
 
     def update(updates, state, params=None):
-        norm = optax.tree.norm(updates)
-        finite = jnp.isfinite(norm)
-        count = jnp.where(finite, 0, state.notfinite_count + 1)
-        apply = finite | (count > max_consecutive_errors)
-        # as optax.clip_by_global_norm, as one scalar factor: a multiplication XLA fuses into
-        # each consumer, where a per-element division is computed once and stored
-        scale = jnp.where(norm < clip_norm, 1.0, clip_norm / norm)
-        updates = jax.tree.map(lambda t: t * scale.astype(t.dtype), updates)
+        updates, finite, count, apply = _clip_and_check(updates, state, clip_norm, max_consecutive_errors)
         new_updates, new_inner = inner.update(updates, state.inner_state, params)
         new_updates = jax.tree.map(lambda u: jnp.where(apply, u, jnp.zeros_like(u)), new_updates)
         new_inner = jax.tree.map(lambda n, o: jnp.where(apply, n, o), new_inner, state.inner_state)
@@ -115,6 +108,19 @@ def clip_skip_nonfinite(
         return new_updates, SkipNonFiniteState(new_inner, count, total)
 
     return optax.GradientTransformation(init, update)
+
+
+def _clip_and_check(grads, state: SkipNonFiniteState, clip_norm: float, max_consecutive_errors: int):
+    """Clipped gradients and the skip decision shared by :func:`clip_skip_nonfinite` and
+    :func:`clip_skip_adam`: ``(clipped, finite, consecutive non-finite count, apply)``."""
+    norm = optax.tree.norm(grads)
+    finite = jnp.isfinite(norm)
+    count = jnp.where(finite, 0, state.notfinite_count + 1)
+    apply = finite | (count > max_consecutive_errors)
+    # as optax.clip_by_global_norm, as one scalar factor: a multiplication XLA fuses into
+    # each consumer, where a per-element division is computed once and stored
+    scale = jnp.where(norm < clip_norm, 1.0, clip_norm / norm)
+    return jax.tree.map(lambda t: t * scale.astype(t.dtype), grads), finite, count, apply
 
 
 def clip_skip_adam(
@@ -144,12 +150,7 @@ def clip_skip_adam(
         return SkipNonFiniteState(ref.init(params), zero, zero)
 
     def update(grads, state, params=None):
-        norm = optax.tree.norm(grads)
-        finite = jnp.isfinite(norm)
-        count = jnp.where(finite, 0, state.notfinite_count + 1)
-        apply = finite | (count > max_consecutive_errors)
-        scale = jnp.where(norm < clip_norm, 1.0, clip_norm / norm)
-        g = jax.tree.map(lambda t: t * scale.astype(t.dtype), grads)
+        g, finite, count, apply = _clip_and_check(grads, state, clip_norm, max_consecutive_errors)
         adam, lr_state = state.inner_state
         keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(apply, n, o), new, old)  # noqa: E731
         mu = keep(optax.tree.update_moment(g, adam.mu, b1, 1), adam.mu)
