@@ -42,9 +42,8 @@ from jax.typing import ArrayLike
 from jaxtyping import Array, PRNGKeyArray
 
 from .._validate import one_of, positive_int
-from ..core import AbstractVAE, check_data, log_weights, resolve
+from ..core import TILE_PAIRS, AbstractVAE, check_data, log_weights, resolve
 from ..core import elbo as _elbo
-from ..core._objectives import TILE_PAIRS
 
 METHODS = (
     "elbo",

@@ -133,6 +133,9 @@ from ._objectives import (
     ESTIMATORS as ESTIMATORS,
 )
 from ._objectives import (
+    TILE_PAIRS as TILE_PAIRS,
+)
+from ._objectives import (
     ElboParts as ElboParts,
 )
 from ._objectives import (
